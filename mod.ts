@@ -1,0 +1,32 @@
+/**
+ * floodgate caps how many requests a Web-standard fetch handler runs at once:
+ * at most `limit` run, at most `queue` wait, and everyone else gets a fast
+ * 503 with `Retry-After`, so a flood cannot exhaust the server.
+ *
+ * @example Protecting a fetch handler
+ * ```ts
+ * import { throttle } from "@floodgate/floodgate";
+ *
+ * const handler = (_request: Request) => new Response("hello");
+ * export default { fetch: throttle(handler, { limit: 100 }) };
+ * ```
+ *
+ * @module
+ */
+export {
+  type AcquireOptions,
+  Limiter,
+  type LimiterOptions,
+  type LimiterStats,
+  type Permit,
+} from "./src/limiter.ts";
+export { RejectedError, type RejectReason } from "./src/rejected_error.ts";
+export {
+  type GateOptions,
+  type RejectInfo,
+  throttle,
+  type ThrottleControls,
+  type ThrottledHandler,
+  type ThrottleOptions,
+  type ThrottleStats,
+} from "./src/throttle.ts";

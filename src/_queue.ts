@@ -1,0 +1,50 @@
+/**
+ * A waiter in a {@linkcode WaitQueue}. The links are owned by the queue; a
+ * node that is not queued has `queued === false`.
+ */
+export class WaitNode {
+  prev: WaitNode | undefined = undefined;
+  next: WaitNode | undefined = undefined;
+  queued = false;
+}
+
+/**
+ * A doubly linked list of waiters: push, take from either end and remove a
+ * node from the middle, all in O(1). An array would make removing an aborted
+ * or timed-out waiter a scan.
+ */
+export class WaitQueue<T extends WaitNode> {
+  #head: T | undefined = undefined;
+  #tail: T | undefined = undefined;
+  size = 0;
+
+  /** Appends `node` as the newest waiter. */
+  push(node: T): void {
+    node.queued = true;
+    node.prev = this.#tail;
+    node.next = undefined;
+    if (this.#tail === undefined) this.#head = node;
+    else this.#tail.next = node;
+    this.#tail = node;
+    this.size++;
+  }
+
+  /** Removes and returns the oldest waiter (`newest: false`) or the newest. */
+  take(newest: boolean): T | undefined {
+    const node = newest ? this.#tail : this.#head;
+    if (node !== undefined) this.remove(node);
+    return node;
+  }
+
+  /** Removes `node`; does nothing if it is no longer queued. */
+  remove(node: T): void {
+    if (!node.queued) return;
+    node.queued = false;
+    if (node.prev === undefined) this.#head = node.next as T | undefined;
+    else node.prev.next = node.next;
+    if (node.next === undefined) this.#tail = node.prev as T | undefined;
+    else node.next.prev = node.prev;
+    node.prev = node.next = undefined;
+    this.size--;
+  }
+}

@@ -1,0 +1,422 @@
+import {
+  checkBoolean,
+  checkChoice,
+  checkDuration,
+  checkInteger,
+  checkOptionsObject,
+} from "./_options.ts";
+import { WaitNode, WaitQueue } from "./_queue.ts";
+import { RejectedError, type RejectReason } from "./rejected_error.ts";
+
+/** Options for {@linkcode Limiter}. */
+export interface LimiterOptions {
+  /**
+   * The most permits held at once: an integer >= 1, or `Infinity`.
+   *
+   * @default {100}
+   */
+  limit?: number;
+  /**
+   * The most callers waiting for a permit: an integer >= 0, or `Infinity`.
+   * With `0`, a caller that finds no free permit is rejected at once.
+   *
+   * @default {0}
+   */
+  queue?: number;
+  /**
+   * The longest a caller waits in the queue, in milliseconds, before it is
+   * rejected with `RejectedError("timeout")`.
+   *
+   * @default {Infinity}
+   */
+  queueTimeout?: number;
+  /**
+   * Which waiter a freed permit goes to: the oldest (`"fifo"`) or the newest
+   * (`"lifo"`, which keeps latency low for most callers when the queue is
+   * long, at the price of the oldest).
+   *
+   * @default {"fifo"}
+   */
+  order?: "fifo" | "lifo";
+  /**
+   * Never wait and never reject: an acquisition that would have waited or
+   * been rejected is granted at once and counted in `rejected`, so a limit
+   * can be measured before it is enforced.
+   *
+   * @default {false}
+   */
+  dryRun?: boolean;
+}
+
+/** Options for {@linkcode Limiter.prototype.acquire}. */
+export interface AcquireOptions {
+  /**
+   * Gives up waiting when it aborts: the caller leaves the queue at once and
+   * the promise rejects with `signal.reason`.
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * The right to run one piece of work. Release it exactly when the work is
+ * done; releasing twice does nothing.
+ */
+export interface Permit {
+  /** Gives the permit back (to the next waiter, if any). Idempotent. */
+  release(): void;
+  /** The same as `release()`, so `using permit = await limiter.acquire()` works. */
+  [Symbol.dispose](): void;
+}
+
+/** A snapshot of a {@linkcode Limiter}, from {@linkcode Limiter.prototype.stats}. */
+export interface LimiterStats {
+  /** The current limit. */
+  limit: number;
+  /** Permits held now. */
+  active: number;
+  /** Callers waiting now. */
+  queued: number;
+  /** Permits granted since creation. */
+  admitted: number;
+  /**
+   * Acquisitions denied as `"full"` or `"closed"` since creation (a
+   * `tryAcquire()` that returned `undefined` included), plus the would-be
+   * rejections of `dryRun`.
+   */
+  rejected: number;
+  /** Waiters that left the queue after `queueTimeout` since creation. */
+  timedOut: number;
+  /** Acquisitions given up through their `AbortSignal` since creation. */
+  aborted: number;
+}
+
+/** The names of the options {@linkcode Limiter} takes. */
+export const LIMITER_OPTIONS: readonly string[] = [
+  "limit",
+  "queue",
+  "queueTimeout",
+  "order",
+  "dryRun",
+];
+const OPTIONS: ReadonlySet<string> = new Set(LIMITER_OPTIONS);
+
+/** Checks `value` as a limit; shared by the constructor and the setter. */
+function checkLimit(value: unknown, fallback?: number): number {
+  return checkInteger("limit", value, fallback, 1);
+}
+
+class Waiter extends WaitNode {
+  resolve: (permit: Permit) => void;
+  reject: (reason: unknown) => void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined = undefined;
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+
+  constructor(
+    resolve: (permit: Permit) => void,
+    reject: (reason: unknown) => void,
+    signal: AbortSignal | undefined,
+  ) {
+    super();
+    this.resolve = resolve;
+    this.reject = reject;
+    this.signal = signal;
+  }
+
+  /** Drops the timer and the abort listener, so nothing outlives the wait. */
+  settle(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.onAbort !== undefined) {
+      this.signal!.removeEventListener("abort", this.onAbort);
+    }
+    this.signal = this.onAbort = this.timer = undefined;
+  }
+}
+
+class LimiterPermit implements Permit {
+  #limiter: Limiter | undefined;
+
+  constructor(limiter: Limiter) {
+    this.#limiter = limiter;
+  }
+
+  release(): void {
+    const limiter = this.#limiter;
+    if (limiter === undefined) return;
+    this.#limiter = undefined;
+    leave(limiter);
+  }
+
+  [Symbol.dispose](): void {
+    this.release();
+  }
+}
+
+/**
+ * Takes a slot without a {@linkcode Permit} object, for the fetch wrapper's
+ * fast path. Returns `false` when the caller has to wait or be rejected.
+ */
+export let enter: (limiter: Limiter) => boolean;
+/** Gives back a slot taken by `enter` (or held by a permit). */
+export let leave: (limiter: Limiter) => void;
+/**
+ * After `enter` failed: the reason to reject at once (counted), or
+ * `undefined` when the caller may queue through `acquire`.
+ */
+export let deny: (limiter: Limiter) => RejectReason | undefined;
+
+/**
+ * Caps how many pieces of work run at once: at most `limit` permits are held,
+ * at most `queue` callers wait for one, and everyone else is rejected at once
+ * with a {@linkcode RejectedError}. Acquiring and releasing are O(1), and so
+ * is removing a waiter that gave up.
+ *
+ * @example Running at most two jobs at once
+ * ```ts
+ * import { Limiter } from "@floodgate/floodgate";
+ *
+ * const limiter = new Limiter({ limit: 2, queue: 10 });
+ * const jobs = [1, 2, 3, 4].map((n) => limiter.run(async () => n * 2));
+ * console.log(await Promise.all(jobs)); // [2, 4, 6, 8]
+ * ```
+ *
+ * @example Holding a permit for a block
+ * ```ts
+ * import { Limiter } from "@floodgate/floodgate";
+ *
+ * const limiter = new Limiter({ limit: 1 });
+ * {
+ *   using _permit = await limiter.acquire();
+ *   console.log(limiter.active); // 1
+ * }
+ * console.log(limiter.active); // 0
+ * ```
+ */
+export class Limiter {
+  #limit: number;
+  #queue: number;
+  #queueTimeout: number;
+  #lifo: boolean;
+  #dryRun: boolean;
+
+  #active = 0;
+  #waiters = new WaitQueue<Waiter>();
+  #admitted = 0;
+  #rejected = 0;
+  #timedOut = 0;
+  #aborted = 0;
+  #closed: Promise<void> | undefined = undefined;
+  #resolveClosed: (() => void) | undefined = undefined;
+
+  static {
+    enter = (limiter) => limiter.#enter();
+    leave = (limiter) => limiter.#leave();
+    deny = (limiter) => limiter.#deny();
+  }
+
+  /**
+   * Creates a limiter. Every option is checked here, never later.
+   *
+   * @param options How many permits, how many waiters, and how they wait.
+   * @throws {TypeError} If an option has the wrong type or is unknown.
+   * @throws {RangeError} If a number is out of range.
+   */
+  constructor(options?: LimiterOptions) {
+    const o = checkOptionsObject(options, OPTIONS);
+    this.#limit = checkLimit(o.limit, 100);
+    this.#queue = checkInteger("queue", o.queue, 0, 0);
+    this.#queueTimeout = checkDuration("queueTimeout", o.queueTimeout, Infinity);
+    this.#lifo = checkChoice("order", o.order, ["fifo", "lifo"]) === "lifo";
+    this.#dryRun = checkBoolean("dryRun", o.dryRun);
+  }
+
+  /**
+   * The most permits held at once. Lowering it lets holders keep their
+   * permits and admits no one until `active < limit`; raising it admits
+   * waiters at once.
+   *
+   * @throws {TypeError} On assignment of a non-number.
+   * @throws {RangeError} On assignment of a number that is not an integer >= 1
+   * or `Infinity`.
+   */
+  get limit(): number {
+    return this.#limit;
+  }
+
+  set limit(value: number) {
+    this.#limit = checkLimit(value);
+    this.#drain();
+  }
+
+  /** Permits held now. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Callers waiting for a permit now. */
+  get queued(): number {
+    return this.#waiters.size;
+  }
+
+  /**
+   * Takes a permit if one is free and nobody waits for one; never waits.
+   *
+   * @returns A permit, or `undefined` (counted as rejected).
+   */
+  tryAcquire(): Permit | undefined {
+    if (this.#enter()) return new LimiterPermit(this);
+    this.#rejected++;
+    return undefined;
+  }
+
+  /**
+   * Takes a permit, waiting in the queue if none is free.
+   *
+   * @param options An optional `signal` to give up waiting.
+   * @returns A promise of the permit. It rejects with `RejectedError`
+   * (`"full"`, `"timeout"` or `"closed"`), or with `signal.reason` when the
+   * signal aborts first.
+   */
+  acquire(options?: AcquireOptions): Promise<Permit> {
+    const signal = options?.signal;
+    if (this.#closed === undefined && signal?.aborted) {
+      this.#aborted++;
+      return Promise.reject(signal.reason);
+    }
+    if (this.#enter()) return Promise.resolve(new LimiterPermit(this));
+    const reason = this.#deny();
+    if (reason !== undefined) return Promise.reject(new RejectedError(reason));
+    return new Promise((resolve, reject) => {
+      const waiter = new Waiter(resolve, reject, signal);
+      if (signal !== undefined) {
+        waiter.onAbort = () => this.#abandon(waiter, false);
+        signal.addEventListener("abort", waiter.onAbort);
+      }
+      if (this.#queueTimeout !== Infinity) {
+        waiter.timer = setTimeout(
+          () => this.#abandon(waiter, true),
+          this.#queueTimeout,
+        );
+      }
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /**
+   * Runs `fn` with a permit: acquires one, calls `fn`, and releases the
+   * permit when the promise `fn` returns settles.
+   *
+   * @param fn The work to run.
+   * @param options An optional `signal` to give up waiting.
+   * @returns `fn`'s result; rejects with `fn`'s error, or as
+   * {@linkcode Limiter.prototype.acquire} does when no permit is granted.
+   */
+  async run<T>(
+    fn: () => T | PromiseLike<T>,
+    options?: AcquireOptions,
+  ): Promise<T> {
+    const permit = await this.acquire(options);
+    try {
+      return await fn();
+    } finally {
+      permit.release();
+    }
+  }
+
+  /**
+   * A snapshot of the limit, the current load and the counters.
+   *
+   * @returns A new object; later changes do not show in it.
+   */
+  stats(): LimiterStats {
+    return {
+      limit: this.#limit,
+      active: this.#active,
+      queued: this.#waiters.size,
+      admitted: this.#admitted,
+      rejected: this.#rejected,
+      timedOut: this.#timedOut,
+      aborted: this.#aborted,
+    };
+  }
+
+  /**
+   * Stops admitting: every waiter and every later `acquire` rejects with
+   * `RejectedError("closed")` and `tryAcquire` returns `undefined`. Permits
+   * already held keep working until released. Idempotent.
+   *
+   * @returns A promise that resolves once `active` is 0.
+   */
+  close(): Promise<void> {
+    if (this.#closed === undefined) {
+      this.#closed = new Promise((resolve) => this.#resolveClosed = resolve);
+      for (let w = this.#waiters.take(false); w; w = this.#waiters.take(false)) {
+        this.#rejected++;
+        w.settle();
+        w.reject(new RejectedError("closed"));
+      }
+      if (this.#active === 0) this.#resolveClosed!();
+    }
+    return this.#closed;
+  }
+
+  #enter(): boolean {
+    if (
+      this.#active < this.#limit && this.#waiters.size === 0 &&
+      this.#closed === undefined
+    ) {
+      this.#active++;
+      this.#admitted++;
+      return true;
+    }
+    if (this.#dryRun && this.#closed === undefined) {
+      this.#rejected++;
+      this.#active++;
+      this.#admitted++;
+      return true;
+    }
+    return false;
+  }
+
+  #deny(): RejectReason | undefined {
+    if (this.#closed !== undefined) {
+      this.#rejected++;
+      return "closed";
+    }
+    if (this.#waiters.size >= this.#queue) {
+      this.#rejected++;
+      return "full";
+    }
+    return undefined;
+  }
+
+  #leave(): void {
+    this.#active--;
+    if (this.#waiters.size !== 0) this.#drain();
+    else if (this.#active === 0) this.#resolveClosed?.();
+  }
+
+  /** Hands free permits to waiters, in order, while the limit allows. */
+  #drain(): void {
+    while (this.#waiters.size !== 0 && this.#active < this.#limit) {
+      const waiter = this.#waiters.take(this.#lifo)!;
+      waiter.settle();
+      this.#active++;
+      this.#admitted++;
+      waiter.resolve(new LimiterPermit(this));
+    }
+  }
+
+  /** Removes a waiter that timed out or whose signal aborted. */
+  #abandon(waiter: Waiter, timedOut: boolean): void {
+    if (!waiter.queued) return;
+    this.#waiters.remove(waiter);
+    const error = timedOut
+      ? new RejectedError("timeout")
+      : waiter.signal!.reason;
+    waiter.settle();
+    if (timedOut) this.#timedOut++;
+    else this.#aborted++;
+    waiter.reject(error);
+  }
+}

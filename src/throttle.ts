@@ -1,0 +1,423 @@
+import {
+  checkChoice,
+  checkFunction,
+  checkInteger,
+  checkOptionsObject,
+  show,
+} from "./_options.ts";
+import { releaseWithBody } from "./_body.ts";
+import { defaultRejection } from "./_reject.ts";
+import {
+  deny,
+  enter,
+  leave,
+  Limiter,
+  LIMITER_OPTIONS,
+  type LimiterOptions,
+  type LimiterStats,
+} from "./limiter.ts";
+import { RejectedError, type RejectReason } from "./rejected_error.ts";
+
+/** What a `reject` callback learns about a rejected request. */
+export interface RejectInfo {
+  /** Why the request was rejected. */
+  reason: RejectReason;
+  /** The limit of the limiter that rejected it. */
+  limit: number;
+  /** Requests running on that limiter. */
+  active: number;
+  /** Requests waiting on that limiter. */
+  queued: number;
+  /** The request's key, when the `key` option is set. */
+  key?: string;
+}
+
+/**
+ * Options shared by {@linkcode throttle} and the Hono middleware; `S` is what
+ * the callbacks receive (the `Request`, or Hono's `Context`).
+ */
+export interface GateOptions<S> extends LimiterOptions {
+  /**
+   * A limiter to share between several handlers. It cannot be combined with
+   * `key` or with any limiter option (`limit`, `queue`, `queueTimeout`,
+   * `order`, `dryRun`): those belong to the limiter.
+   */
+  limiter?: Limiter;
+  /**
+   * Gives each key (a path, a client, a tenant) an independent limiter with
+   * these options. A key with nothing active or queued is forgotten, so
+   * memory follows the keys that are busy now. Must return a string.
+   */
+  key?: (subject: S) => string;
+  /** Returning `true` lets the request bypass the gate (health checks). */
+  skip?: (subject: S) => boolean;
+  /**
+   * When the slot frees: when the handler returns (`"response"`), or only
+   * when the response body has finished streaming, errored or was cancelled
+   * (`"body"`). Use `"body"` for streaming routes (SSE, downloads, proxies);
+   * it costs a stream per response. A HEAD request, a body-less response, a
+   * 101 upgrade and Bun's `undefined` free the slot when the handler
+   * returns; an unread body that is garbage collected frees it then.
+   *
+   * @default {"response"}
+   */
+  release?: "response" | "body";
+  /**
+   * Builds the response for a rejected request instead of the default 503.
+   * Must return a Response (or a promise of one).
+   */
+  reject?: (subject: S, info: RejectInfo) => Response | Promise<Response>;
+  /**
+   * The default rejection's `Retry-After`, in whole seconds.
+   *
+   * @default {1}
+   */
+  retryAfter?: number;
+}
+
+/** Options for {@linkcode throttle}: the limiter options plus these. */
+export type ThrottleOptions = GateOptions<Request>;
+
+/** A snapshot of a throttled handler, summed over all its keys. */
+export interface ThrottleStats extends LimiterStats {
+  /** Keys with something active or queued now (`0` without `key`, or `1`). */
+  keys: number;
+}
+
+/** The controls every throttled handler and middleware has. */
+export interface ThrottleControls {
+  /**
+   * The limiters' figures summed over all live keys, plus the counters of
+   * keys already forgotten.
+   */
+  stats(): ThrottleStats;
+  /**
+   * Closes every limiter: later requests are rejected with reason
+   * `"closed"`. Resolves when no request holds a slot.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * A fetch handler wrapped by {@linkcode throttle}: the same call signature,
+ * plus `stats()` and `close()`.
+ */
+export type ThrottledHandler<
+  A extends unknown[] = unknown[],
+  R extends Response | undefined = Response,
+> = ((request: Request, ...rest: A) => R | Response | Promise<R | Response>) &
+  ThrottleControls;
+
+const GATE_OPTIONS: ReadonlySet<string> = new Set([
+  ...LIMITER_OPTIONS,
+  "limiter",
+  "key",
+  "skip",
+  "release",
+  "reject",
+  "retryAfter",
+]);
+
+const COUNTERS = ["admitted", "rejected", "timedOut", "aborted"] as const;
+
+// A waiting client that disconnected gets this answer, which nobody reads
+// (nginx logs the same situation as 499).
+const CLIENT_CLOSED: ResponseInit = {
+  status: 499,
+  statusText: "Client Closed Request",
+};
+
+function isThenable<T>(value: unknown): value is PromiseLike<T> {
+  return typeof (value as PromiseLike<T> | undefined)?.then === "function";
+}
+
+/**
+ * The engine behind {@linkcode throttle} and the Hono middleware: wraps
+ * `handler` in the gate that `options` describe. `subjectOf` picks what
+ * `key`, `skip` and `reject` receive; without it they get the request.
+ */
+export function gate<
+  A extends unknown[],
+  R extends Response | undefined,
+  S = Request,
+>(
+  handler: (request: Request, ...rest: A) => R | Promise<R>,
+  options: GateOptions<S> | undefined,
+  subjectOf?: (request: Request, rest: A) => S,
+): ThrottledHandler<A, R> {
+  if (typeof handler !== "function") {
+    throw new TypeError(
+      `floodgate: the handler must be a function, got ${show(handler)}`,
+    );
+  }
+  const o = checkOptionsObject(options, GATE_OPTIONS);
+  const key = checkFunction<(subject: S) => string>("key", o.key);
+  const skip = checkFunction<(subject: S) => boolean>("skip", o.skip);
+  const reject = checkFunction<GateOptions<S>["reject"]>("reject", o.reject);
+  const byBody = checkChoice("release", o.release, ["response", "body"]) ===
+    "body";
+  const retryAfter = checkInteger("retryAfter", o.retryAfter, 1, 0, false);
+  const rejection = defaultRejection(retryAfter);
+
+  let shared: Limiter | undefined;
+  const limiterOptions: Record<string, unknown> = {};
+  for (const name of LIMITER_OPTIONS) {
+    if (o[name] !== undefined) limiterOptions[name] = o[name];
+  }
+  if (o.limiter !== undefined) {
+    if (!(o.limiter instanceof Limiter)) {
+      throw new TypeError(
+        `floodgate: option "limiter" must be a Limiter, got ${show(o.limiter)}`,
+      );
+    }
+    const conflict = Object.keys(limiterOptions)[0] ??
+      (key !== undefined ? "key" : undefined);
+    if (conflict !== undefined) {
+      throw new TypeError(
+        `floodgate: option "limiter" cannot be combined with "${conflict}"; set it on the Limiter`,
+      );
+    }
+    shared = o.limiter;
+  } else {
+    // Built once even with `key`, so that bad options fail here.
+    shared = new Limiter(limiterOptions as LimiterOptions);
+  }
+
+  const live = new Map<string, Limiter>();
+  const retired = { admitted: 0, rejected: 0, timedOut: 0, aborted: 0 };
+  let closed = false;
+
+  /** The limiter for `k`, made on first use; `undefined` once closed. */
+  function limiterFor(k: string): Limiter | undefined {
+    let limiter = live.get(k);
+    if (limiter === undefined && !closed) {
+      limiter = new Limiter(limiterOptions as LimiterOptions);
+      live.set(k, limiter);
+    }
+    return limiter;
+  }
+
+  /** Forgets an idle keyed limiter, keeping its counters. */
+  function forget(k: string, limiter: Limiter): void {
+    if (limiter.active !== 0 || limiter.queued !== 0) return;
+    live.delete(k);
+    const stats = limiter.stats();
+    for (const name of COUNTERS) retired[name] += stats[name];
+  }
+
+  function free(limiter: Limiter, k: string | undefined): void {
+    leave(limiter);
+    if (k !== undefined) forget(k, limiter);
+  }
+
+  function rejectWith(
+    subject: S,
+    reason: RejectReason,
+    limiter: Limiter | undefined,
+    k: string | undefined,
+  ): Response | Promise<Response> {
+    if (reject === undefined) return rejection();
+    const info: RejectInfo = {
+      reason,
+      limit: limiter?.limit ?? shared!.limit,
+      active: limiter?.active ?? 0,
+      queued: limiter?.queued ?? 0,
+    };
+    if (k !== undefined) info.key = k;
+    const response = reject(subject, info);
+    return isThenable<Response>(response)
+      ? Promise.resolve(response).then(checkRejection)
+      : checkRejection(response);
+  }
+
+  /** Frees the slot when the body is done, or at once when there is none. */
+  function holdBody(
+    response: R,
+    method: string,
+    freeSlot: () => void,
+  ): R {
+    if (
+      !(response instanceof Response) || response.body === null ||
+      response.status === 101 || method === "HEAD"
+    ) {
+      freeSlot();
+      return response;
+    }
+    return releaseWithBody(response, freeSlot) as R;
+  }
+
+  /** Calls the handler in a slot already taken and arranges its release. */
+  function admitted(
+    limiter: Limiter,
+    k: string | undefined,
+    request: Request,
+    rest: A,
+  ): R | Promise<R> {
+    let result: R | Promise<R>;
+    try {
+      result = handler(request, ...rest);
+    } catch (error) {
+      free(limiter, k);
+      throw error;
+    }
+    const freeSlot = k === undefined && limiter === shared
+      ? freeShared
+      : () => free(limiter, k);
+    if (byBody) {
+      const method = request.method;
+      if (!isThenable<R>(result)) return holdBody(result, method, freeSlot);
+      return Promise.resolve(result).then(
+        (response) => holdBody(response, method, freeSlot),
+        (error) => {
+          freeSlot();
+          throw error;
+        },
+      );
+    }
+    if (isThenable<R>(result)) result.then(freeSlot, freeSlot);
+    else freeSlot();
+    return result;
+  }
+  const freeShared = () => leave(shared!);
+
+  /** The slow path: wait for a slot or be turned away. */
+  function waitOrReject(
+    limiter: Limiter,
+    k: string | undefined,
+    subject: S,
+    request: Request,
+    rest: A,
+  ): R | Response | Promise<R | Response> {
+    const reason = deny(limiter);
+    if (reason !== undefined) return rejectWith(subject, reason, limiter, k);
+    return limiter.acquire({ signal: request.signal }).then(
+      // The permit's slot is given back through free(), like the fast path's.
+      () => admitted(limiter, k, request, rest),
+      (error) => {
+        if (k !== undefined) forget(k, limiter);
+        if (error instanceof RejectedError) {
+          return rejectWith(subject, error.reason, limiter, k);
+        }
+        return new Response(null, CLIENT_CLOSED);
+      },
+    );
+  }
+
+  function throttled(
+    request: Request,
+    ...rest: A
+  ): R | Response | Promise<R | Response> {
+    if (key === undefined && skip === undefined) {
+      if (enter(shared!)) return admitted(shared!, undefined, request, rest);
+      return waitOrReject(shared!, undefined, request as S, request, rest);
+    }
+    const subject = subjectOf === undefined
+      ? request as S
+      : subjectOf(request, rest);
+    if (skip !== undefined && skip(subject) === true) {
+      return handler(request, ...rest);
+    }
+    if (key === undefined) {
+      if (enter(shared!)) return admitted(shared!, undefined, request, rest);
+      return waitOrReject(shared!, undefined, subject, request, rest);
+    }
+    const k = key(subject);
+    if (typeof k !== "string") {
+      throw new TypeError(
+        `floodgate: option "key" must return a string, got ${show(k)}`,
+      );
+    }
+    const limiter = limiterFor(k);
+    if (limiter === undefined) {
+      retired.rejected++;
+      return rejectWith(subject, "closed", undefined, k);
+    }
+    if (enter(limiter)) return admitted(limiter, k, request, rest);
+    return waitOrReject(limiter, k, subject, request, rest);
+  }
+
+  function stats(): ThrottleStats {
+    if (key === undefined) return { ...shared!.stats(), keys: 0 };
+    const sum: ThrottleStats = {
+      limit: shared!.limit,
+      active: 0,
+      queued: 0,
+      ...retired,
+      keys: live.size,
+    };
+    for (const limiter of live.values()) {
+      const s = limiter.stats();
+      sum.active += s.active;
+      sum.queued += s.queued;
+      for (const name of COUNTERS) sum[name] += s[name];
+    }
+    return sum;
+  }
+
+  async function close(): Promise<void> {
+    closed = true;
+    if (key === undefined) return shared!.close();
+    await Promise.all([...live.values()].map((limiter) => limiter.close()));
+  }
+
+  return Object.assign(throttled, { stats, close });
+}
+
+function checkRejection(response: unknown): Response {
+  if (!(response instanceof Response)) {
+    throw new TypeError(
+      `floodgate: option "reject" must return a Response, got ${show(response)}`,
+    );
+  }
+  return response;
+}
+
+/**
+ * Wraps a fetch handler so that at most `limit` calls run at once, at most
+ * `queue` wait for a slot, and every other request gets a fast 503 with
+ * `Retry-After`. Arguments after the request (Deno's `info`, Bun's `server`,
+ * Workers' `env` and `ctx`) pass through untouched.
+ *
+ * When a slot is free, the handler is called synchronously and its result
+ * returned as is: no promise is added and neither the body nor
+ * `request.signal` is touched. A request that waits leaves the queue when
+ * its client disconnects (`request.signal` aborts), and its handler is never
+ * called. A handler that throws frees its slot; the error propagates.
+ *
+ * @example Deno, Bun and Cloudflare Workers
+ * ```ts
+ * import { throttle } from "@floodgate/floodgate";
+ *
+ * const handler = (_request: Request) => new Response("hello");
+ * export default { fetch: throttle(handler, { limit: 100, queue: 50 }) };
+ * ```
+ *
+ * @example One limit per path
+ * ```ts
+ * import { throttle } from "@floodgate/floodgate";
+ *
+ * const fetch = throttle((_request: Request) => new Response("hello"), {
+ *   limit: 10,
+ *   key: (request) => new URL(request.url).pathname,
+ * });
+ * const response = await fetch(new Request("http://localhost/a"));
+ * console.log(response.status, fetch.stats().keys); // 200 0
+ * ```
+ *
+ * @param handler The fetch handler to protect.
+ * @param options The limit, the queue and how requests are turned away.
+ * @returns The throttled handler, with `stats()` and `close()`.
+ * @throws {TypeError} If the handler is not a function, or an option has the
+ * wrong type, is unknown, or `limiter` is combined with `key` or a limiter
+ * option.
+ * @throws {RangeError} If a number is out of range.
+ */
+export function throttle<
+  A extends unknown[],
+  R extends Response | undefined = Response,
+>(
+  handler: (request: Request, ...rest: A) => R | Promise<R>,
+  options?: ThrottleOptions,
+): ThrottledHandler<A, R> {
+  return gate(handler, options);
+}

@@ -1,0 +1,331 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Limiter, RejectedError } from "../mod.ts";
+import { settled, tick } from "./_helpers.ts";
+
+function rejectsWith(reason: string) {
+  return (error: unknown) =>
+    error instanceof RejectedError && error.name === "RejectedError" &&
+    error.reason === reason;
+}
+
+test("Limiter grants at most limit permits at once", () => {
+  const limiter = new Limiter({ limit: 2 });
+  const a = limiter.tryAcquire();
+  const b = limiter.tryAcquire();
+  assert.ok(a && b);
+  assert.equal(limiter.tryAcquire(), undefined);
+  assert.equal(limiter.active, 2);
+  a.release();
+  assert.equal(limiter.active, 1);
+  assert.ok(limiter.tryAcquire());
+});
+
+test("Limiter defaults to limit 100, no queue, fifo", async () => {
+  const limiter = new Limiter();
+  const permits = Array.from({ length: 100 }, () => limiter.tryAcquire());
+  assert.ok(permits.every((p) => p !== undefined));
+  await assert.rejects(limiter.acquire(), rejectsWith("full"));
+  assert.equal(limiter.stats().limit, 100);
+});
+
+test("Permit.release() is idempotent and [Symbol.dispose] releases", () => {
+  const limiter = new Limiter({ limit: 2 });
+  const a = limiter.tryAcquire()!;
+  const b = limiter.tryAcquire()!;
+  a.release();
+  a.release();
+  a[Symbol.dispose]();
+  assert.equal(limiter.active, 1);
+  b[Symbol.dispose]();
+  b.release();
+  assert.equal(limiter.active, 0);
+});
+
+test("Limiter hands a released permit to the oldest waiter with fifo", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 3 });
+  const held = limiter.tryAcquire()!;
+  const order: number[] = [];
+  const waits = [1, 2, 3].map((n) =>
+    limiter.acquire().then((permit) => {
+      order.push(n);
+      permit.release();
+    })
+  );
+  assert.equal(limiter.queued, 3);
+  held.release();
+  await Promise.all(waits);
+  assert.deepEqual(order, [1, 2, 3]);
+  assert.equal(limiter.active, 0);
+});
+
+test("Limiter hands a released permit to the newest waiter with lifo", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 3, order: "lifo" });
+  const held = limiter.tryAcquire()!;
+  const order: number[] = [];
+  const waits = [1, 2, 3].map((n) =>
+    limiter.acquire().then((permit) => {
+      order.push(n);
+      permit.release();
+    })
+  );
+  held.release();
+  await Promise.all(waits);
+  assert.deepEqual(order, [3, 2, 1]);
+});
+
+test("Limiter passes a permit straight to the waiter so nobody overtakes it", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 1 });
+  const held = limiter.tryAcquire()!;
+  const waiting = limiter.acquire();
+  held.release();
+  // The waiter owns the slot before its promise callbacks even run.
+  assert.equal(limiter.active, 1);
+  assert.equal(limiter.queued, 0);
+  assert.equal(limiter.tryAcquire(), undefined);
+  (await waiting).release();
+  assert.equal(limiter.active, 0);
+});
+
+test("Limiter.tryAcquire() returns undefined while anyone waits", async () => {
+  const limiter = new Limiter({ limit: 2, queue: 1 });
+  const a = limiter.tryAcquire()!;
+  limiter.tryAcquire()!;
+  const waiting = limiter.acquire();
+  limiter.limit = 3; // raising admits the waiter at once
+  assert.equal(limiter.queued, 0);
+  (await waiting).release();
+  const c = limiter.acquire();
+  a.release();
+  await c;
+  assert.equal(limiter.active, 2);
+});
+
+test("Limiter rejects a newcomer at once with \"full\" when the queue is full", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 1 });
+  limiter.tryAcquire();
+  const waiting = limiter.acquire();
+  await assert.rejects(limiter.acquire(), rejectsWith("full"));
+  assert.equal(limiter.queued, 1);
+  assert.equal(await settled(waiting), false);
+  assert.equal(limiter.stats().rejected, 1);
+});
+
+test("Limiter with queue 0 rejects every caller that finds no free permit", async () => {
+  const limiter = new Limiter({ limit: 1 });
+  limiter.tryAcquire();
+  await assert.rejects(limiter.acquire(), rejectsWith("full"));
+  await assert.rejects(limiter.acquire(), rejectsWith("full"));
+  assert.equal(limiter.tryAcquire(), undefined);
+  assert.equal(limiter.stats().rejected, 3);
+});
+
+test("Limiter keeps holders after the limit is lowered and admits no one until active < limit", async () => {
+  const limiter = new Limiter({ limit: 3, queue: 5 });
+  const permits = [1, 2, 3].map(() => limiter.tryAcquire()!);
+  limiter.limit = 1;
+  assert.equal(limiter.active, 3);
+  const waiting = limiter.acquire();
+  permits[0].release();
+  permits[1].release();
+  assert.equal(await settled(waiting), false);
+  assert.equal(limiter.active, 1);
+  permits[2].release();
+  assert.equal(await settled(waiting), true);
+  assert.equal(limiter.active, 1);
+});
+
+test("Limiter admits waiters at once when the limit is raised", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 5 });
+  limiter.tryAcquire();
+  const waits = [limiter.acquire(), limiter.acquire(), limiter.acquire()];
+  limiter.limit = 3;
+  assert.equal(limiter.active, 3);
+  assert.equal(limiter.queued, 1);
+  assert.equal(await settled(waits[0]), true);
+  assert.equal(await settled(waits[1]), true);
+  assert.equal(await settled(waits[2]), false);
+  limiter.limit = Infinity;
+  assert.equal(await settled(waits[2]), true);
+});
+
+test("Limiter rejects a waiter with \"timeout\" after queueTimeout", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 2, queueTimeout: 20 });
+  const held = limiter.tryAcquire()!;
+  const started = Date.now();
+  await assert.rejects(limiter.acquire(), rejectsWith("timeout"));
+  assert.ok(Date.now() - started >= 15);
+  assert.equal(limiter.queued, 0);
+  assert.equal(limiter.stats().timedOut, 1);
+  held.release();
+  assert.equal(limiter.active, 0);
+});
+
+test("Limiter does not time out a waiter that got its permit in time", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 1, queueTimeout: 30 });
+  const held = limiter.tryAcquire()!;
+  const waiting = limiter.acquire();
+  held.release();
+  const permit = await waiting;
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(limiter.active, 1);
+  assert.equal(limiter.stats().timedOut, 0);
+  permit.release();
+});
+
+test("Limiter removes an aborted waiter at once and rejects with signal.reason", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 2 });
+  const held = limiter.tryAcquire()!;
+  const controller = new AbortController();
+  const waiting = limiter.acquire({ signal: controller.signal });
+  const other = limiter.acquire();
+  const reason = new Error("client left");
+  controller.abort(reason);
+  assert.equal(limiter.queued, 1);
+  await assert.rejects(waiting, (error) => error === reason);
+  held.release();
+  (await other).release();
+  assert.deepEqual(
+    { ...limiter.stats(), limit: 0 },
+    {
+      limit: 0,
+      active: 0,
+      queued: 0,
+      admitted: 2,
+      rejected: 0,
+      timedOut: 0,
+      aborted: 1,
+    },
+  );
+});
+
+test("Limiter rejects an already-aborted signal without queueing", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 2 });
+  const signal = AbortSignal.abort(new Error("gone"));
+  await assert.rejects(limiter.acquire({ signal }), /gone/);
+  assert.equal(limiter.active, 0);
+  assert.equal(limiter.stats().aborted, 1);
+  assert.equal(limiter.stats().admitted, 0);
+});
+
+test("Limiter ignores a signal that aborts after the permit was granted", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 1 });
+  const held = limiter.tryAcquire()!;
+  const controller = new AbortController();
+  const waiting = limiter.acquire({ signal: controller.signal });
+  held.release();
+  controller.abort();
+  const permit = await waiting;
+  assert.equal(limiter.active, 1);
+  assert.equal(limiter.stats().aborted, 0);
+  permit.release();
+  assert.equal(limiter.active, 0);
+});
+
+test("Limiter.close() rejects waiters and later callers, and resolves when permits are back", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 2 });
+  const held = limiter.tryAcquire()!;
+  const waiting = limiter.acquire();
+  const closed = limiter.close();
+  assert.equal(limiter.close(), closed);
+  await assert.rejects(waiting, rejectsWith("closed"));
+  await assert.rejects(limiter.acquire(), rejectsWith("closed"));
+  assert.equal(limiter.tryAcquire(), undefined);
+  assert.equal(await settled(closed), false);
+  assert.equal(limiter.active, 1);
+  held.release();
+  assert.equal(await settled(closed), true);
+  assert.equal(limiter.stats().rejected, 3);
+});
+
+test("Limiter.close() resolves at once when nothing is held", async () => {
+  const limiter = new Limiter();
+  assert.equal(await settled(limiter.close()), true);
+});
+
+test("Limiter with dryRun grants everything and counts would-be rejections", async () => {
+  const limiter = new Limiter({ limit: 1, dryRun: true });
+  const permits = [
+    limiter.tryAcquire(),
+    limiter.tryAcquire(),
+    await limiter.acquire(),
+  ];
+  assert.ok(permits.every((p) => p !== undefined));
+  assert.equal(limiter.active, 3);
+  assert.equal(limiter.queued, 0);
+  const stats = limiter.stats();
+  assert.equal(stats.admitted, 3);
+  assert.equal(stats.rejected, 2);
+  for (const p of permits) p!.release();
+  assert.equal(limiter.active, 0);
+});
+
+test("Limiter.run() releases the permit whether fn resolves or rejects", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 1 });
+  assert.equal(await limiter.run(() => 42), 42);
+  const failure = new Error("boom");
+  await assert.rejects(
+    limiter.run(() => Promise.reject(failure)),
+    (e) => e === failure,
+  );
+  await assert.rejects(
+    limiter.run(() => {
+      throw failure;
+    }),
+    (e) => e === failure,
+  );
+  assert.equal(limiter.active, 0);
+  assert.equal(limiter.stats().admitted, 3);
+});
+
+test("Limiter.run() queues when busy and rejects with the limiter's error", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 1 });
+  let running = 0;
+  let peak = 0;
+  const job = async () => {
+    peak = Math.max(peak, ++running);
+    await tick();
+    running--;
+  };
+  const first = limiter.run(job);
+  const second = limiter.run(job);
+  await assert.rejects(limiter.run(job), rejectsWith("full"));
+  await Promise.all([first, second]);
+  assert.equal(peak, 1);
+});
+
+test("Limiter.stats() returns a snapshot of every counter", () => {
+  const limiter = new Limiter({ limit: 2, queue: 1 });
+  const a = limiter.tryAcquire()!;
+  const snapshot = limiter.stats();
+  a.release();
+  assert.deepEqual(snapshot, {
+    limit: 2,
+    active: 1,
+    queued: 0,
+    admitted: 1,
+    rejected: 0,
+    timedOut: 0,
+    aborted: 0,
+  });
+  assert.equal(limiter.stats().active, 0);
+});
+
+test("Limiter removes waiters from the middle of a long queue", async () => {
+  const limiter = new Limiter({ limit: 1, queue: Infinity });
+  const held = limiter.tryAcquire()!;
+  const controllers = Array.from({ length: 1000 }, () => new AbortController());
+  const waits = controllers.map((c) =>
+    limiter.acquire({ signal: c.signal }).then((p) => p, () => undefined)
+  );
+  controllers.forEach((c, i) => i % 2 === 1 && c.abort());
+  assert.equal(limiter.queued, 500);
+  held.release();
+  for (const [i, wait] of waits.entries()) {
+    const permit = await wait;
+    assert.equal(permit === undefined, i % 2 === 1);
+    permit?.release();
+  }
+  assert.equal(limiter.active, 0);
+  assert.equal(limiter.stats().aborted, 500);
+});
