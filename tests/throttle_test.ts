@@ -1,0 +1,449 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Limiter, type RejectInfo, throttle } from "../mod.ts";
+import { deferred, settled, tick } from "./_helpers.ts";
+
+const url = "http://localhost/";
+
+function request(init?: RequestInit, path = "") {
+  return new Request(url + path, init);
+}
+
+/** A handler that answers only when released, counting its calls. */
+function gatedHandler() {
+  const gates: Array<() => void> = [];
+  let calls = 0;
+  const handler = (req: Request) => {
+    calls++;
+    const { promise, resolve } = deferred<Response>();
+    gates.push(() => resolve(new Response(`done ${new URL(req.url).pathname}`)));
+    return promise;
+  };
+  return {
+    handler,
+    get calls() {
+      return calls;
+    },
+    /** Answers the oldest request still waiting for an answer. */
+    next() {
+      gates.shift()!();
+    },
+  };
+}
+
+test("throttle() returns the handler's own Response and promise untouched", async () => {
+  const response = new Response("hi");
+  const sync = throttle(() => response);
+  assert.equal(sync(request()), response);
+  assert.equal(sync.stats().active, 0);
+  const promise = Promise.resolve(response);
+  const later = throttle(() => promise);
+  assert.equal(later(request()), promise);
+  assert.equal(later.stats().active, 1);
+  await tick();
+  assert.equal(later.stats().active, 0);
+});
+
+test("throttle() passes every argument after the request through", () => {
+  const info = { remoteAddr: "x" };
+  const ctx = { waitUntil() {} };
+  const seen: unknown[] = [];
+  const handler = throttle((req: Request, a: object, b: object) => {
+    seen.push(req, a, b);
+    return new Response();
+  });
+  const req = request();
+  handler(req, info, ctx);
+  assert.deepEqual(seen, [req, info, ctx]);
+  assert.equal(seen[1], info);
+});
+
+test("throttle() answers 503 with Retry-After once limit is reached", async () => {
+  const slow = gatedHandler();
+  const handler = throttle(slow.handler, { limit: 2 });
+  const first = handler(request());
+  const second = handler(request());
+  const third = await handler(request());
+  assert.equal(third.status, 503);
+  assert.equal(third.headers.get("retry-after"), "1");
+  assert.match(await third.text(), /Service Unavailable/);
+  assert.equal(slow.calls, 2);
+  slow.next();
+  slow.next();
+  assert.equal((await first).status, 200);
+  assert.equal((await second).status, 200);
+  const stats = handler.stats();
+  assert.deepEqual([stats.active, stats.admitted, stats.rejected], [0, 2, 1]);
+});
+
+test("throttle() uses retryAfter in the default rejection", async () => {
+  const slow = gatedHandler();
+  const handler = throttle(slow.handler, { limit: 1, retryAfter: 7 });
+  handler(request());
+  const rejected = await handler(request());
+  assert.equal(rejected.headers.get("retry-after"), "7");
+  slow.next();
+});
+
+test("throttle() queues up to queue requests and runs them in order", async () => {
+  const slow = gatedHandler();
+  const handler = throttle(slow.handler, { limit: 1, queue: 2 });
+  const answers = ["a", "b", "c"].map((p) => handler(request({}, p)));
+  const overflow = await handler(request({}, "d"));
+  assert.equal(overflow.status, 503);
+  assert.equal(handler.stats().queued, 2);
+  for (let i = 0; i < 3; i++) {
+    await tick();
+    assert.equal(slow.calls, i + 1);
+    slow.next();
+  }
+  const bodies = await Promise.all(answers.map(async (a) => (await a).text()));
+  assert.deepEqual(bodies, ["done /a", "done /b", "done /c"]);
+  assert.equal(handler.stats().active, 0);
+});
+
+test("throttle() drops a queued request whose client disconnects and never calls its handler", async () => {
+  const slow = gatedHandler();
+  const handler = throttle(slow.handler, { limit: 1, queue: 1 });
+  handler(request());
+  const controller = new AbortController();
+  const queued = handler(request({ signal: controller.signal }));
+  assert.equal(handler.stats().queued, 1);
+  controller.abort();
+  assert.equal(handler.stats().queued, 0);
+  assert.equal((await queued).status, 499);
+  // The freed queue slot takes the next request.
+  const next = handler(request());
+  assert.equal(handler.stats().queued, 1);
+  slow.next();
+  await tick();
+  slow.next();
+  assert.equal((await next).status, 200);
+  assert.equal(slow.calls, 2);
+  assert.equal(handler.stats().aborted, 1);
+});
+
+test("throttle() rejects a queued request with 503 after queueTimeout", async () => {
+  const slow = gatedHandler();
+  const handler = throttle(slow.handler, { limit: 1, queue: 1, queueTimeout: 10 });
+  handler(request());
+  const queued = await handler(request());
+  assert.equal(queued.status, 503);
+  assert.equal(handler.stats().timedOut, 1);
+  assert.equal(slow.calls, 1);
+  slow.next();
+});
+
+test("throttle() frees the slot when the handler throws and rethrows the error", async () => {
+  const failure = new Error("boom");
+  const sync = throttle(() => {
+    throw failure;
+  }, { limit: 1 });
+  assert.throws(() => sync(request()), (e) => e === failure);
+  assert.equal(sync.stats().active, 0);
+  const async = throttle(() => Promise.reject(failure), { limit: 1 });
+  await assert.rejects(Promise.resolve(async(request())), (e) => e === failure);
+  assert.equal(async.stats().active, 0);
+  const body = throttle(() => Promise.reject(failure), {
+    limit: 1,
+    release: "body",
+  });
+  await assert.rejects(Promise.resolve(body(request())), (e) => e === failure);
+  assert.equal(body.stats().active, 0);
+});
+
+test("throttle() builds rejections with reject and tells it why", async () => {
+  const slow = gatedHandler();
+  const infos: RejectInfo[] = [];
+  const handler = throttle(slow.handler, {
+    limit: 1,
+    key: () => "tenant-a",
+    reject: (req, info) => {
+      assert.ok(req instanceof Request);
+      infos.push(info);
+      return new Response("busy", { status: 429 });
+    },
+  });
+  handler(request());
+  const rejected = await handler(request());
+  assert.equal(rejected.status, 429);
+  assert.deepEqual(infos, [{
+    reason: "full",
+    limit: 1,
+    active: 1,
+    queued: 0,
+    key: "tenant-a",
+  }]);
+  slow.next();
+});
+
+test("throttle() fails only the request whose reject callback misbehaves", async () => {
+  const slow = gatedHandler();
+  let mode = "throw";
+  const handler = throttle(slow.handler, {
+    limit: 1,
+    reject: () => {
+      if (mode === "throw") throw new Error("reject broke");
+      if (mode === "async") return Promise.resolve("nope" as unknown as Response);
+      return 42 as unknown as Response;
+    },
+  });
+  handler(request());
+  assert.throws(() => handler(request()), /reject broke/);
+  mode = "wrong";
+  assert.throws(
+    () => handler(request()),
+    /option "reject" must return a Response, got 42/,
+  );
+  mode = "async";
+  await assert.rejects(
+    Promise.resolve(handler(request())),
+    /must return a Response, got "nope"/,
+  );
+  slow.next();
+  await tick();
+  assert.equal(handler.stats().active, 0);
+});
+
+test("throttle() lets skipped requests bypass the gate", async () => {
+  const slow = gatedHandler();
+  const handler = throttle((req: Request) => {
+    if (req.url.endsWith("/health")) return new Response("up");
+    return slow.handler(req);
+  }, { limit: 1, skip: (req) => req.url.endsWith("/health") });
+  handler(request());
+  const health = await handler(request({}, "health"));
+  assert.equal(await health.text(), "up");
+  assert.equal((await handler(request())).status, 503);
+  assert.equal(handler.stats().admitted, 1);
+  slow.next();
+});
+
+test("throttle() keeps an independent limit per key and forgets idle keys", async () => {
+  const slow = gatedHandler();
+  const handler = throttle(slow.handler, {
+    limit: 1,
+    key: (req) => new URL(req.url).pathname,
+  });
+  const a = handler(request({}, "a"));
+  const b = handler(request({}, "b"));
+  assert.equal((await handler(request({}, "a"))).status, 503);
+  assert.equal(handler.stats().keys, 2);
+  assert.equal(handler.stats().active, 2);
+  slow.next();
+  await a;
+  assert.equal(handler.stats().keys, 1);
+  slow.next();
+  await b;
+  await tick();
+  assert.deepEqual(handler.stats(), {
+    limit: 1,
+    active: 0,
+    queued: 0,
+    admitted: 2,
+    rejected: 1,
+    timedOut: 0,
+    aborted: 0,
+    keys: 0,
+  });
+});
+
+test("throttle() forgets each of 100,000 distinct keys once it is idle", async () => {
+  const handler = throttle(
+    (req: Request) =>
+      req.url.endsWith("0") ? Promise.resolve(new Response()) : new Response(),
+    { limit: 1, key: (req) => req.url },
+  );
+  const pending = [];
+  for (let i = 0; i < 100_000; i++) {
+    const answer = handler(request({}, String(i)));
+    if (answer instanceof Promise) pending.push(answer);
+  }
+  assert.ok(handler.stats().keys > 0);
+  await Promise.all(pending);
+  const stats = handler.stats();
+  assert.equal(stats.keys, 0);
+  assert.equal(stats.admitted, 100_000);
+});
+
+test("throttle() fails only the request whose key is not a string", async () => {
+  const handler = throttle(() => new Response(), {
+    key: (req) => (req.url.endsWith("bad") ? 5 : "ok") as string,
+  });
+  assert.throws(
+    () => handler(request({}, "bad")),
+    /option "key" must return a string, got 5/,
+  );
+  assert.equal((await handler(request())).status, 200);
+  assert.equal(handler.stats().keys, 0);
+});
+
+test("throttle() shares one limiter between handlers", async () => {
+  const limiter = new Limiter({ limit: 1 });
+  const slow = gatedHandler();
+  const one = throttle(slow.handler, { limiter });
+  const two = throttle(() => new Response("two"), { limiter });
+  one(request());
+  assert.equal((await two(request())).status, 503);
+  slow.next();
+  await tick();
+  assert.equal((await two(request())).status, 200);
+  assert.equal(limiter.stats().admitted, 2);
+});
+
+test("throttle().close() rejects later requests and waits for running ones", async () => {
+  const slow = gatedHandler();
+  const handler = throttle(slow.handler, { limit: 1, queue: 1 });
+  const running = handler(request());
+  const queued = handler(request());
+  const closed = handler.close();
+  assert.equal((await queued).status, 503);
+  assert.equal((await handler(request())).status, 503);
+  assert.equal(await settled(closed), false);
+  slow.next();
+  assert.equal((await running).status, 200);
+  assert.equal(await settled(closed), true);
+});
+
+test("throttle().close() with key closes every key and rejects new ones", async () => {
+  const slow = gatedHandler();
+  const reasons: string[] = [];
+  const handler = throttle(slow.handler, {
+    key: (req) => req.url,
+    reject: (_req, info) => {
+      reasons.push(info.reason);
+      return new Response(null, { status: 503 });
+    },
+  });
+  handler(request({}, "a"));
+  const closed = handler.close();
+  assert.equal((await handler(request({}, "a"))).status, 503);
+  assert.equal((await handler(request({}, "new"))).status, 503);
+  assert.deepEqual(reasons, ["closed", "closed"]);
+  slow.next();
+  await closed;
+  assert.equal(handler.stats().rejected, 2);
+});
+
+test("throttle() frees the slot when the handler returns by default, even if the body streams", async () => {
+  const body = new ReadableStream({ pull() {} });
+  const handler = throttle(() => new Response(body), { limit: 1 });
+  const response = await handler(request());
+  assert.equal(response.body, body);
+  assert.equal(handler.stats().active, 0);
+});
+
+function streamed() {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+    },
+  });
+  return { body, controller };
+}
+
+test("throttle() with release body holds the slot until the body is read to the end", async () => {
+  const { body, controller } = streamed();
+  const handler = throttle(() => new Response(body), {
+    limit: 1,
+    release: "body",
+  });
+  const response = await handler(request());
+  const text = response.text();
+  controller.enqueue(new TextEncoder().encode("part "));
+  await tick();
+  assert.equal(handler.stats().active, 1);
+  assert.equal((await handler(request())).status, 503);
+  controller.enqueue(new TextEncoder().encode("end"));
+  controller.close();
+  assert.equal(await text, "part end");
+  assert.equal(handler.stats().active, 0);
+});
+
+test("throttle() with release body frees the slot when the body is cancelled or errors", async () => {
+  const handler = throttle(() => new Response(streamed().body), {
+    limit: 1,
+    release: "body",
+  });
+  const cancelled = await handler(request());
+  assert.equal(handler.stats().active, 1);
+  await cancelled.body!.cancel();
+  assert.equal(handler.stats().active, 0);
+
+  const failing = streamed();
+  const erroring = throttle(() => new Response(failing.body), {
+    limit: 1,
+    release: "body",
+  });
+  const response = await erroring(request());
+  const read = response.text();
+  failing.controller.error(new Error("upstream broke"));
+  await assert.rejects(read, /upstream broke/);
+  assert.equal(erroring.stats().active, 0);
+});
+
+test("throttle() with release body keeps status, status text and every header", async () => {
+  const headers = new Headers([["x-one", "1"], ["content-type", "text/csv"]]);
+  headers.append("set-cookie", "a=1; Path=/");
+  headers.append("set-cookie", "b=2; Path=/");
+  const handler = throttle(
+    () => new Response("a,b", { status: 201, statusText: "Made", headers }),
+    { release: "body" },
+  );
+  const response = await handler(request());
+  assert.equal(response.status, 201);
+  assert.equal(response.statusText, "Made");
+  assert.equal(response.headers.get("x-one"), "1");
+  assert.equal(response.headers.get("content-type"), "text/csv");
+  assert.deepEqual(response.headers.getSetCookie(), [
+    "a=1; Path=/",
+    "b=2; Path=/",
+  ]);
+  assert.equal(await response.text(), "a,b");
+});
+
+test("throttle() with release body frees at once for HEAD, null bodies and no Response", async () => {
+  const { body } = streamed();
+  const results: Array<Response | undefined> = [
+    new Response(body),
+    new Response(null, { status: 204 }),
+    new Response(null, { status: 304 }),
+    undefined,
+  ];
+  const handler = throttle(
+    (req: Request) => results[Number(new URL(req.url).searchParams.get("i"))],
+    { limit: 1, release: "body" },
+  );
+  const head = await handler(request({ method: "HEAD" }, "?i=0"));
+  assert.equal(head!.body, body);
+  assert.equal(handler.stats().active, 0);
+  for (const i of [1, 2, 3]) {
+    const response = await handler(request({}, `?i=${i}`));
+    assert.equal(response, results[i]);
+    assert.equal(handler.stats().active, 0);
+  }
+});
+
+test("throttle() with release body frees the slot of a body nobody reads once it is collected", async () => {
+  const gc = collector();
+  const handler = throttle(() => new Response(streamed().body), {
+    limit: 1,
+    release: "body",
+  });
+  await handler(request()); // dropped unread
+  assert.equal(handler.stats().active, 1);
+  for (let i = 0; i < 50 && handler.stats().active !== 0; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.equal(handler.stats().active, 0);
+});
+
+/** The runtime's way to force a full garbage collection. */
+function collector(): () => void {
+  const g = globalThis as { gc?: () => void; Bun?: { gc(full: boolean): void } };
+  if (g.Bun) return () => g.Bun!.gc(true);
+  if (typeof g.gc === "function") return g.gc;
+  throw new Error("run with --expose-gc (Node) or --v8-flags=--expose-gc (Deno)");
+}
