@@ -8,7 +8,10 @@ const unread = new FinalizationRegistry<() => void>((free) => free());
  * streams `response`'s body and calls `free` once, when that body ends,
  * errors or is cancelled, or when the new body is garbage collected unread.
  */
-export function releaseWithBody(response: Response, free: () => void): Response {
+export function releaseWithBody(
+  response: Response,
+  free: () => void,
+): Response {
   const reader = response.body!.getReader();
   const token = {};
   let freed = false;

@@ -39,7 +39,9 @@ export function checkOptionsObject(
   known: ReadonlySet<string>,
 ): Record<string, unknown> {
   if (options === undefined) return {};
-  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+  if (
+    typeof options !== "object" || options === null || Array.isArray(options)
+  ) {
     throw new TypeError(
       `floodgate: options must be an object, got ${show(options)}`,
     );
@@ -66,7 +68,9 @@ export function checkInteger(
   if (value === undefined && fallback !== undefined) return fallback;
   const expected = `an integer >= ${min}${infinite ? " or Infinity" : ""}`;
   if (typeof value !== "number") fail(TypeError, name, expected, value);
-  if (value === Infinity ? !infinite : !(Number.isInteger(value) && value >= min)) {
+  if (
+    value === Infinity ? !infinite : !(Number.isInteger(value) && value >= min)
+  ) {
     fail(RangeError, name, expected, value);
   }
   return value;

@@ -225,7 +225,11 @@ export class Limiter {
     const o = checkOptionsObject(options, OPTIONS);
     this.#limit = checkLimit(o.limit, 100);
     this.#queue = checkInteger("queue", o.queue, 0, 0);
-    this.#queueTimeout = checkDuration("queueTimeout", o.queueTimeout, Infinity);
+    this.#queueTimeout = checkDuration(
+      "queueTimeout",
+      o.queueTimeout,
+      Infinity,
+    );
     this.#lifo = checkChoice("order", o.order, ["fifo", "lifo"]) === "lifo";
     this.#dryRun = checkBoolean("dryRun", o.dryRun);
   }
@@ -350,7 +354,11 @@ export class Limiter {
   close(): Promise<void> {
     if (this.#closed === undefined) {
       this.#closed = new Promise((resolve) => this.#resolveClosed = resolve);
-      for (let w = this.#waiters.take(false); w; w = this.#waiters.take(false)) {
+      for (
+        let w = this.#waiters.take(false);
+        w;
+        w = this.#waiters.take(false)
+      ) {
         this.#rejected++;
         w.settle();
         w.reject(new RejectedError("closed"));

@@ -105,8 +105,9 @@ export interface ThrottleControls {
 export type ThrottledHandler<
   A extends unknown[] = unknown[],
   R extends Response | undefined = Response,
-> = ((request: Request, ...rest: A) => R | Response | Promise<R | Response>) &
-  ThrottleControls;
+> =
+  & ((request: Request, ...rest: A) => R | Response | Promise<R | Response>)
+  & ThrottleControls;
 
 const GATE_OPTIONS: ReadonlySet<string> = new Set([
   ...LIMITER_OPTIONS,
@@ -366,7 +367,9 @@ export function gate<
 function checkRejection(response: unknown): Response {
   if (!(response instanceof Response)) {
     throw new TypeError(
-      `floodgate: option "reject" must return a Response, got ${show(response)}`,
+      `floodgate: option "reject" must return a Response, got ${
+        show(response)
+      }`,
     );
   }
   return response;

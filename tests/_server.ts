@@ -28,7 +28,11 @@ export async function serve(handler: Handler): Promise<TestServer> {
     const { Bun } = globalThis as unknown as {
       Bun: { serve(options: object): BunServer };
     };
-    const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: handler });
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: handler,
+    });
     return {
       url: `http://127.0.0.1:${server.port}`,
       close: async () => await server.stop(true),
@@ -45,7 +49,7 @@ export async function serve(handler: Handler): Promise<TestServer> {
     };
   }
   const { serve } = await import("@hono/node-server");
-  const { promise, resolve } = Promise.withResolvers?.<number>() ??
+  const { promise, resolve } = Promise.withResolvers<number>?.() ??
     manualResolvers<number>();
   const server = serve(
     // deno-lint-ignore no-explicit-any

@@ -101,7 +101,7 @@ test("Limiter.tryAcquire() returns undefined while anyone waits", async () => {
   assert.equal(limiter.active, 2);
 });
 
-test("Limiter rejects a newcomer at once with \"full\" when the queue is full", async () => {
+test('Limiter rejects a newcomer at once with "full" when the queue is full', async () => {
   const limiter = new Limiter({ limit: 1, queue: 1 });
   limiter.tryAcquire();
   const waiting = limiter.acquire();
@@ -149,7 +149,7 @@ test("Limiter admits waiters at once when the limit is raised", async () => {
   assert.equal(await settled(waits[2]), true);
 });
 
-test("Limiter rejects a waiter with \"timeout\" after queueTimeout", async () => {
+test('Limiter rejects a waiter with "timeout" after queueTimeout', async () => {
   const limiter = new Limiter({ limit: 1, queue: 2, queueTimeout: 20 });
   const held = limiter.tryAcquire()!;
   const started = Date.now();

@@ -13,20 +13,45 @@ type Case = [
 
 // Each bad value, the error it must raise and the exact message.
 const limiterCases: Case[] = [
-  ["limit", 0, RangeError, 'option "limit" must be an integer >= 1 or Infinity, got 0'],
+  [
+    "limit",
+    0,
+    RangeError,
+    'option "limit" must be an integer >= 1 or Infinity, got 0',
+  ],
   ["limit", -1, RangeError, "got -1"],
   ["limit", 1.5, RangeError, "got 1.5"],
   ["limit", NaN, RangeError, "got NaN"],
   ["limit", -Infinity, RangeError, "got -Infinity"],
-  ["limit", "10", TypeError, 'option "limit" must be an integer >= 1 or Infinity, got "10"'],
+  [
+    "limit",
+    "10",
+    TypeError,
+    'option "limit" must be an integer >= 1 or Infinity, got "10"',
+  ],
   ["limit", null, TypeError, "got null"],
-  ["queue", -1, RangeError, 'option "queue" must be an integer >= 0 or Infinity, got -1'],
+  [
+    "queue",
+    -1,
+    RangeError,
+    'option "queue" must be an integer >= 0 or Infinity, got -1',
+  ],
   ["queue", 0.5, RangeError, "got 0.5"],
   ["queue", true, TypeError, "got true"],
-  ["queueTimeout", -5, RangeError, 'option "queueTimeout" must be a number of milliseconds >= 0 or Infinity, got -5'],
+  [
+    "queueTimeout",
+    -5,
+    RangeError,
+    'option "queueTimeout" must be a number of milliseconds >= 0 or Infinity, got -5',
+  ],
   ["queueTimeout", NaN, RangeError, "got NaN"],
   ["queueTimeout", "1s", TypeError, 'got "1s"'],
-  ["order", "random", TypeError, 'option "order" must be "fifo" or "lifo", got "random"'],
+  [
+    "order",
+    "random",
+    TypeError,
+    'option "order" must be "fifo" or "lifo", got "random"',
+  ],
   ["order", 1, TypeError, "got 1"],
   ["dryRun", "yes", TypeError, 'option "dryRun" must be a boolean, got "yes"'],
   ["dryRun", 1, TypeError, "got 1"],
@@ -35,13 +60,33 @@ const limiterCases: Case[] = [
 const throttleCases: Case[] = [
   ["key", "path", TypeError, 'option "key" must be a function, got "path"'],
   ["skip", true, TypeError, 'option "skip" must be a function, got true'],
-  ["reject", {}, TypeError, 'option "reject" must be a function, got an object'],
-  ["release", "stream", TypeError, 'option "release" must be "response" or "body", got "stream"'],
-  ["retryAfter", -1, RangeError, 'option "retryAfter" must be an integer >= 0, got -1'],
+  [
+    "reject",
+    {},
+    TypeError,
+    'option "reject" must be a function, got an object',
+  ],
+  [
+    "release",
+    "stream",
+    TypeError,
+    'option "release" must be "response" or "body", got "stream"',
+  ],
+  [
+    "retryAfter",
+    -1,
+    RangeError,
+    'option "retryAfter" must be an integer >= 0, got -1',
+  ],
   ["retryAfter", 1.5, RangeError, "got 1.5"],
   ["retryAfter", Infinity, RangeError, "got Infinity"],
   ["retryAfter", "1", TypeError, 'got "1"'],
-  ["limiter", {}, TypeError, 'option "limiter" must be a Limiter, got an object'],
+  [
+    "limiter",
+    {},
+    TypeError,
+    'option "limiter" must be a Limiter, got an object',
+  ],
 ];
 
 for (const [option, value, error, message] of limiterCases) {

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { throttle } from "../mod.ts";
-import { deferred, type Deferred } from "./_helpers.ts";
+import { type Deferred, deferred } from "./_helpers.ts";
 import { runtime, serve, until } from "./_server.ts";
 
 /** A handler whose answers wait for the test, tracking how many run at once. */
@@ -81,7 +81,9 @@ test(`${runtime} server: overflow gets a fast 503 with Retry-After`, async () =>
     }
     held.releaseOne();
     held.releaseOne();
-    for (const r of await Promise.all(running)) assert.equal(await r.text(), "served");
+    for (const r of await Promise.all(running)) {
+      assert.equal(await r.text(), "served");
+    }
     assert.equal(handler.stats().rejected, 5);
   });
 });
@@ -95,7 +97,10 @@ test(`${runtime} server: the queue admits waiting requests in arrival order`, as
     for (const name of ["a", "b", "c"]) {
       const queuedBefore = handler.stats().queued;
       answers.push(fetch(`${url}/${name}`));
-      await until(`${name} queued`, () => handler.stats().queued > queuedBefore);
+      await until(
+        `${name} queued`,
+        () => handler.stats().queued > queuedBefore,
+      );
     }
     const overflow = await fetch(`${url}/overflow`);
     assert.equal(overflow.status, 503);
@@ -119,7 +124,10 @@ test(`${runtime} server: a client that disconnects while queued leaves the queue
     const gone = fetch(`${url}/gone`, { signal: controller.signal }).catch(
       (error) => error,
     );
-    await until("the second request queued", () => handler.stats().queued === 1);
+    await until(
+      "the second request queued",
+      () => handler.stats().queued === 1,
+    );
     controller.abort();
     await gone;
     await until("the queue slot freed", () => handler.stats().queued === 0);
@@ -176,7 +184,10 @@ test(`${runtime} server: with release body a streaming body holds its slot until
     const response = await answer;
     assert.equal(response.headers.get("content-type"), "text/event-stream");
     const reader = response.body!.getReader();
-    assert.match(new TextDecoder().decode((await reader.read()).value), /data: 1/);
+    assert.match(
+      new TextDecoder().decode((await reader.read()).value),
+      /data: 1/,
+    );
     assert.equal(handler.stats().active, 1);
     const busy = await fetch(url);
     assert.equal(busy.status, 503);
@@ -184,7 +195,10 @@ test(`${runtime} server: with release body a streaming body holds its slot until
     streams[0].enqueue(new TextEncoder().encode("data: 2\n\n"));
     streams[0].close();
     while (!(await reader.read()).done);
-    await until("the slot freed at the end", () => handler.stats().active === 0);
+    await until(
+      "the slot freed at the end",
+      () => handler.stats().active === 0,
+    );
   });
 });
 
@@ -208,7 +222,10 @@ test(`${runtime} server: with release body a client that stops reading frees the
     assert.equal(handler.stats().active, 1);
     controller.abort();
     await reader.read().catch(() => {});
-    await until("the slot freed on disconnect", () => handler.stats().active === 0);
+    await until(
+      "the slot freed on disconnect",
+      () => handler.stats().active === 0,
+    );
     await until("the body cancelled", () => cancelled);
   });
 });

@@ -16,7 +16,9 @@ function gatedHandler() {
   const handler = (req: Request) => {
     calls++;
     const { promise, resolve } = deferred<Response>();
-    gates.push(() => resolve(new Response(`done ${new URL(req.url).pathname}`)));
+    gates.push(() =>
+      resolve(new Response(`done ${new URL(req.url).pathname}`))
+    );
     return promise;
   };
   return {
@@ -125,7 +127,11 @@ test("throttle() drops a queued request whose client disconnects and never calls
 
 test("throttle() rejects a queued request with 503 after queueTimeout", async () => {
   const slow = gatedHandler();
-  const handler = throttle(slow.handler, { limit: 1, queue: 1, queueTimeout: 10 });
+  const handler = throttle(slow.handler, {
+    limit: 1,
+    queue: 1,
+    queueTimeout: 10,
+  });
   handler(request());
   const queued = await handler(request());
   assert.equal(queued.status, 503);
@@ -184,7 +190,9 @@ test("throttle() fails only the request whose reject callback misbehaves", async
     limit: 1,
     reject: () => {
       if (mode === "throw") throw new Error("reject broke");
-      if (mode === "async") return Promise.resolve("nope" as unknown as Response);
+      if (mode === "async") {
+        return Promise.resolve("nope" as unknown as Response);
+      }
       return 42 as unknown as Response;
     },
   });
@@ -442,8 +450,13 @@ test("throttle() with release body frees the slot of a body nobody reads once it
 
 /** The runtime's way to force a full garbage collection. */
 function collector(): () => void {
-  const g = globalThis as { gc?: () => void; Bun?: { gc(full: boolean): void } };
+  const g = globalThis as {
+    gc?: () => void;
+    Bun?: { gc(full: boolean): void };
+  };
   if (g.Bun) return () => g.Bun!.gc(true);
   if (typeof g.gc === "function") return g.gc;
-  throw new Error("run with --expose-gc (Node) or --v8-flags=--expose-gc (Deno)");
+  throw new Error(
+    "run with --expose-gc (Node) or --v8-flags=--expose-gc (Deno)",
+  );
 }
