@@ -29,7 +29,7 @@ const steps: Step[] = [
   {
     name: "doc lint",
     command: deno,
-    args: ["doc", "--lint", "mod.ts", "hono.ts"],
+    args: ["doc", "--lint", "mod.ts"],
   },
   {
     name: "doc examples",

@@ -1,0 +1,94 @@
+import type { Context, Env, MiddlewareHandler, Next } from "hono";
+import { gate, type GateOptions, type ThrottleControls } from "./throttle.ts";
+
+/**
+ * Options for the Hono middleware: those of the fetch wrapper's `throttle`,
+ * with `key`, `skip` and `reject` receiving the Hono `Context`.
+ */
+export type HonoThrottleOptions<E extends Env = Env> = GateOptions<Context<E>>;
+
+/** A Hono middleware with the controls of a throttled handler. */
+export type ThrottleMiddleware<E extends Env = Env> =
+  & MiddlewareHandler<E>
+  & ThrottleControls;
+
+/** Calls the rest of the chain; the route's answer is `c.res`. */
+async function runRoute(
+  _request: Request,
+  c: Context,
+  next: Next,
+): Promise<Response> {
+  await next();
+  return c.res;
+}
+
+/**
+ * Creates a Hono middleware that caps how many requests run the handlers
+ * after it at once: at most `limit`, at most `queue` waiting, and every other
+ * request gets a 503 with `Retry-After` (or what `reject` returns).
+ *
+ * Errors thrown by the route reach Hono's `onError` unchanged and free the
+ * slot. With `release: "body"`, a streamed response (`stream()`,
+ * `streamSSE()`) holds its slot until the stream ends. Inside `app.use()`,
+ * `routePath(c, -1)` from `hono/route` is the matched route, so
+ * `key: (c) => routePath(c, -1)` gives every route a limit of its own.
+ *
+ * @example One limit for the whole app
+ * ```ts
+ * import { Hono } from "hono";
+ * import { throttle } from "@floodgate/floodgate/hono";
+ *
+ * const app = new Hono();
+ * app.use(throttle({ limit: 100, queue: 50 }));
+ * app.get("/", (c) => c.text("hello"));
+ * export default app;
+ * ```
+ *
+ * @example A limit per route, and a tighter one for uploads
+ * ```ts
+ * import { Hono } from "hono";
+ * import { routePath } from "hono/route";
+ * import { throttle } from "@floodgate/floodgate/hono";
+ *
+ * const app = new Hono();
+ * app.use(throttle({ limit: 20, key: (c) => routePath(c, -1) }));
+ * app.post("/upload", throttle({ limit: 4 }), (c) => c.text("stored"));
+ * app.get("/posts/:id", (c) => c.text(c.req.param("id")));
+ * const response = await app.request("/posts/7");
+ * console.log(await response.text()); // "7"
+ * ```
+ *
+ * @param options The limit, the queue and how requests are turned away.
+ * @returns The middleware, with `stats()` and `close()`.
+ * @throws {TypeError} If an option has the wrong type, is unknown, or
+ * `limiter` is combined with `key` or a limiter option.
+ * @throws {RangeError} If a number is out of range.
+ */
+export function throttle<E extends Env = Env>(
+  options?: HonoThrottleOptions<E>,
+): ThrottleMiddleware<E> {
+  const gated = gate(
+    runRoute,
+    options as GateOptions<Context>,
+    (_request, [c]) => c,
+  );
+  const middleware: MiddlewareHandler<E> = async function throttle(c, next) {
+    let ran = false;
+    const response = await gated(c.req.raw, c as Context, () => {
+      ran = true;
+      return next();
+    });
+    // Not admitted: the rejection becomes the answer.
+    if (!ran) return response;
+    // Admitted with release "body": the route's answer, re-wrapped. Clearing
+    // c.res first stops Hono from merging the old headers in a second time.
+    if (response !== c.res) {
+      c.res = undefined;
+      c.res = response;
+    }
+  };
+  return Object.assign(middleware, {
+    stats: gated.stats,
+    close: gated.close,
+  });
+}
