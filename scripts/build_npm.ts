@@ -8,7 +8,11 @@
  *    `import`, `require` (Node >= 20.19) and a TypeScript consumer work;
  * 4. runs publint and @arethetypeswrong/cli on the tarball.
  *
- * Usage: deno task build:npm
+ * With `--emit` it stops after step 1. Either way it links
+ * `node_modules/floodgate` to the build, so that examples and tests that
+ * import "floodgate" on Bun and Node run the npm package.
+ *
+ * Usage: deno task build:npm [--emit]
  */
 import ts from "typescript";
 import { basename, join, resolve } from "node:path";
@@ -123,9 +127,13 @@ if (denoSubpaths !== npmSubpaths) {
     `exports differ: deno.json ${denoSubpaths}, package.json ${npmSubpaths}`,
   );
 }
+const link = join(root, "node_modules", packageJson.name);
+await Deno.remove(link).catch(() => {});
+await Deno.symlink("../npm", link);
 console.log(
   `build_npm: emitted ${packageJson.name}@${packageJson.version} (${npmSubpaths})`,
 );
+if (Deno.args.includes("--emit")) Deno.exit(0);
 
 // 2. The test suite on Node, against the built files. The tests are only
 // transpiled: their types were checked by `deno check`.

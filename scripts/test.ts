@@ -42,6 +42,11 @@ const steps: Step[] = [
     args: ["publish", "--dry-run", "--allow-dirty"],
   },
   {
+    name: "npm build (Bun, Node and workerd tests import it)",
+    command: deno,
+    args: ["run", "--allow-all", "scripts/build_npm.ts", "--emit"],
+  },
+  {
     name: "tests on Deno",
     command: deno,
     args: ["test", "--allow-all", "--v8-flags=--expose-gc", "tests/"],
@@ -50,7 +55,7 @@ const steps: Step[] = [
   {
     name: "tests on Bun",
     command: "npx",
-    args: ["-y", BUN, "test", "tests/"],
+    args: ["-y", BUN, "test", "--timeout", "60000", "tests/"],
     runtime: "bun",
   },
   {

@@ -1,0 +1,15 @@
+/**
+ * The Hono app of examples/hono_app.mjs as a module that Deno and Bun serve
+ * as it is:
+ *
+ *   deno serve --allow-net --allow-env --host 127.0.0.1 --port 8000 examples/hono.ts
+ *   PORT=8000 bun examples/hono.ts
+ */
+import process from "node:process";
+import { app } from "./hono_app.mjs";
+
+export default {
+  fetch: app.fetch,
+  hostname: "127.0.0.1",
+  port: Number(process.env.PORT ?? 8000),
+};

@@ -1,0 +1,14 @@
+/**
+ * The Hono app of examples/hono_app.mjs on Node.js, behind @hono/node-server:
+ *
+ *   npm install floodgate hono @hono/node-server
+ *   PORT=8000 node examples/node_hono.mjs
+ */
+import { serve } from "@hono/node-server";
+import { app } from "./hono_app.mjs";
+
+serve({
+  fetch: app.fetch,
+  hostname: "127.0.0.1",
+  port: Number(process.env.PORT ?? 8000),
+});
