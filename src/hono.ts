@@ -4,10 +4,35 @@ import { gate, type GateOptions, type ThrottleControls } from "./throttle.ts";
 /**
  * Options for the Hono middleware: those of the fetch wrapper's `throttle`,
  * with `key`, `skip` and `reject` receiving the Hono `Context`.
+ *
+ * @example Options kept apart from the middleware
+ * ```ts
+ * import type { HonoThrottleOptions } from "@floodgate/floodgate/hono";
+ *
+ * const options: HonoThrottleOptions = {
+ *   limit: 8,
+ *   key: (c) => c.req.header("x-tenant") ?? "anonymous",
+ *   reject: (c, info) => c.json({ error: "busy", retry: info.reason }, 503),
+ * };
+ * ```
  */
 export type HonoThrottleOptions<E extends Env = Env> = GateOptions<Context<E>>;
 
-/** A Hono middleware with the controls of a throttled handler. */
+/**
+ * A Hono middleware with the controls of a throttled handler.
+ *
+ * @example Reporting the gate and closing it on shutdown
+ * ```ts
+ * import { Hono } from "hono";
+ * import { throttle, type ThrottleMiddleware } from "@floodgate/floodgate/hono";
+ *
+ * const gate: ThrottleMiddleware = throttle({ limit: 10 });
+ * const app = new Hono().use(gate).get("/", (c) => c.text("hello"));
+ * await app.request("/");
+ * console.log(gate.stats().admitted); // 1
+ * await gate.close();
+ * ```
+ */
 export type ThrottleMiddleware<E extends Env = Env> =
   & MiddlewareHandler<E>
   & ThrottleControls;
@@ -69,7 +94,7 @@ export function throttle<E extends Env = Env>(
 ): ThrottleMiddleware<E> {
   const gated = gate(
     runRoute,
-    options as GateOptions<Context>,
+    options as GateOptions<Context, [Context, Next]>,
     (_request, [c]) => c,
   );
   const middleware: MiddlewareHandler<E> = async function throttle(c, next) {

@@ -33,10 +33,13 @@ export interface RejectInfo {
 }
 
 /**
- * Options shared by {@linkcode throttle} and the Hono middleware; `S` is what
- * the callbacks receive (the `Request`, or Hono's `Context`).
+ * Options shared by {@linkcode throttle} and the Hono middleware. `S` is what
+ * the callbacks receive first (the `Request`, or Hono's `Context`); `A` are
+ * the handler's arguments after the request, which `key` and `skip` receive
+ * too (Deno's `info`, Bun's `server`, Workers' `env` and `ctx`).
  */
-export interface GateOptions<S> extends LimiterOptions {
+export interface GateOptions<S, A extends unknown[] = []>
+  extends LimiterOptions {
   /**
    * A limiter to share between several handlers. It cannot be combined with
    * `key` or with any limiter option (`limit`, `queue`, `queueTimeout`,
@@ -48,9 +51,12 @@ export interface GateOptions<S> extends LimiterOptions {
    * these options. A key with nothing active or queued is forgotten, so
    * memory follows the keys that are busy now. Must return a string.
    */
-  key?: (subject: S) => string;
-  /** Returning `true` lets the request bypass the gate (health checks). */
-  skip?: (subject: S) => boolean;
+  key?: (subject: S, ...rest: A) => string;
+  /**
+   * Returning `true` lets the request bypass the gate (health checks). Must
+   * return a boolean.
+   */
+  skip?: (subject: S, ...rest: A) => boolean;
   /**
    * When the slot frees: when the handler returns (`"response"`), or only
    * when the response body has finished streaming, errored or was cancelled
@@ -75,8 +81,14 @@ export interface GateOptions<S> extends LimiterOptions {
   retryAfter?: number;
 }
 
-/** Options for {@linkcode throttle}: the limiter options plus these. */
-export type ThrottleOptions = GateOptions<Request>;
+/**
+ * Options for {@linkcode throttle}: the limiter options plus these. `A` are
+ * the handler's arguments after the request.
+ */
+export type ThrottleOptions<A extends unknown[] = unknown[]> = GateOptions<
+  Request,
+  A
+>;
 
 /** A snapshot of a throttled handler, summed over all its keys. */
 export interface ThrottleStats extends LimiterStats {
@@ -143,7 +155,7 @@ export function gate<
   S = Request,
 >(
   handler: (request: Request, ...rest: A) => R | Promise<R>,
-  options: GateOptions<S> | undefined,
+  options: GateOptions<S, A> | undefined,
   subjectOf?: (request: Request, rest: A) => S,
 ): ThrottledHandler<A, R> {
   if (typeof handler !== "function") {
@@ -152,8 +164,11 @@ export function gate<
     );
   }
   const o = checkOptionsObject(options, GATE_OPTIONS);
-  const key = checkFunction<(subject: S) => string>("key", o.key);
-  const skip = checkFunction<(subject: S) => boolean>("skip", o.skip);
+  const key = checkFunction<(subject: S, ...rest: A) => string>("key", o.key);
+  const skip = checkFunction<(subject: S, ...rest: A) => boolean>(
+    "skip",
+    o.skip,
+  );
   const reject = checkFunction<GateOptions<S>["reject"]>("reject", o.reject);
   const byBody = checkChoice("release", o.release, ["response", "body"]) ===
     "body";
@@ -312,17 +327,28 @@ export function gate<
       if (enter(shared!)) return admitted(shared!, undefined, request, rest);
       return waitOrReject(shared!, undefined, request as S, request, rest);
     }
+    // The fetch wrapper's callbacks get the handler's arguments; the Hono
+    // middleware's get the Context alone.
     const subject = subjectOf === undefined
       ? request as S
       : subjectOf(request, rest);
-    if (skip !== undefined && skip(subject) === true) {
-      return handler(request, ...rest);
+    const extra = subjectOf === undefined ? rest : [] as unknown[] as A;
+    if (skip !== undefined) {
+      const skipped = skip(subject, ...extra);
+      if (typeof skipped !== "boolean") {
+        throw new TypeError(
+          `floodgate: option "skip" must return a boolean, got ${
+            show(skipped)
+          }`,
+        );
+      }
+      if (skipped) return handler(request, ...rest);
     }
     if (key === undefined) {
       if (enter(shared!)) return admitted(shared!, undefined, request, rest);
       return waitOrReject(shared!, undefined, subject, request, rest);
     }
-    const k = key(subject);
+    const k = key(subject, ...extra);
     if (typeof k !== "string") {
       throw new TypeError(
         `floodgate: option "key" must return a string, got ${show(k)}`,
@@ -420,7 +446,7 @@ export function throttle<
   R extends Response | undefined = Response,
 >(
   handler: (request: Request, ...rest: A) => R | Promise<R>,
-  options?: ThrottleOptions,
+  options?: ThrottleOptions<A>,
 ): ThrottledHandler<A, R> {
   return gate(handler, options);
 }

@@ -274,6 +274,44 @@ test("throttle() forgets each of 100,000 distinct keys once it is idle", async (
   assert.equal(stats.admitted, 100_000);
 });
 
+test("throttle() hands key and skip the handler's arguments after the request", async () => {
+  const keys: string[] = [];
+  type Info = { remoteAddr: { hostname: string } };
+  const slow = gatedHandler();
+  const handler = throttle((req: Request, _info: Info) => slow.handler(req), {
+    limit: 1,
+    key: (_req, info) => {
+      keys.push(info.remoteAddr.hostname);
+      return info.remoteAddr.hostname;
+    },
+    skip: (_req, info) => info.remoteAddr.hostname === "127.0.0.2",
+  });
+  const client = (hostname: string) => ({ remoteAddr: { hostname } });
+  const first = handler(request(), client("127.0.0.1"));
+  assert.equal((await handler(request(), client("127.0.0.1"))).status, 503);
+  const other = handler(request(), client("127.0.0.3"));
+  handler(request(), client("127.0.0.2"));
+  assert.deepEqual(keys, ["127.0.0.1", "127.0.0.1", "127.0.0.3"]);
+  assert.equal(slow.calls, 3);
+  slow.next();
+  slow.next();
+  slow.next();
+  await Promise.all([first, other]);
+  assert.equal(handler.stats().keys, 0);
+});
+
+test("throttle() fails only the request whose skip does not return a boolean", async () => {
+  const handler = throttle(() => new Response(), {
+    skip: (req) => (req.url.endsWith("bad") ? "yes" : false) as boolean,
+  });
+  assert.throws(
+    () => handler(request({}, "bad")),
+    /option "skip" must return a boolean, got "yes"/,
+  );
+  assert.equal((await handler(request())).status, 200);
+  assert.equal(handler.stats().active, 0);
+});
+
 test("throttle() fails only the request whose key is not a string", async () => {
   const handler = throttle(() => new Response(), {
     key: (req) => (req.url.endsWith("bad") ? 5 : "ok") as string,
