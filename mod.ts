@@ -21,6 +21,14 @@ export {
   type Permit,
 } from "./src/limiter.ts";
 export { RejectedError, type RejectReason } from "./src/rejected_error.ts";
+export type {
+  AdaptiveOptions,
+  LimitAlgorithm,
+  LimitSample,
+} from "./src/limit_algorithm.ts";
+export { aimd, type AimdOptions } from "./src/aimd.ts";
+export { gradient, type GradientOptions } from "./src/gradient.ts";
+export { vegas, type VegasOptions } from "./src/vegas.ts";
 export {
   type GateOptions,
   type RejectInfo,

@@ -89,6 +89,24 @@ export function checkDuration(
   return value;
 }
 
+/** A number in [min, max] (`open` excludes min); `undefined` gives `fallback`. */
+export function checkNumber(
+  name: string,
+  value: unknown,
+  fallback: number,
+  min: number,
+  max: number,
+  open = false,
+): number {
+  if (value === undefined) return fallback;
+  const expected = `a number ${open ? ">" : ">="} ${min} and <= ${max}`;
+  if (typeof value !== "number") fail(TypeError, name, expected, value);
+  if (!((open ? value > min : value >= min) && value <= max)) {
+    fail(RangeError, name, expected, value);
+  }
+  return value;
+}
+
 /** One of the strings in `choices`. */
 export function checkChoice<T extends string>(
   name: string,

@@ -95,7 +95,9 @@ export function throttle<E extends Env = Env>(
   const gated = gate(
     runRoute,
     options as GateOptions<Context, [Context, Next]>,
-    (_request, [c]) => c,
+    // A route that threw was answered by onError: for an adaptive limit
+    // that is a drop.
+    { subject: (_request, [c]) => c, dropped: ([c]) => c.error !== undefined },
   );
   const middleware: MiddlewareHandler<E> = async function throttle(c, next) {
     let ran = false;

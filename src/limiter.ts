@@ -7,15 +7,18 @@ import {
 } from "./_options.ts";
 import { WaitNode, WaitQueue } from "./_queue.ts";
 import { RejectedError, type RejectReason } from "./rejected_error.ts";
+import { isLimitAlgorithm, type LimitAlgorithm } from "./limit_algorithm.ts";
 
 /** Options for {@linkcode Limiter}. */
 export interface LimiterOptions {
   /**
-   * The most permits held at once: an integer >= 1, or `Infinity`.
+   * The most permits held at once: an integer >= 1, or `Infinity`; or a
+   * {@linkcode LimitAlgorithm} (`aimd()`, `vegas()`, `gradient()`) that moves
+   * it with measured latency.
    *
    * @default {100}
    */
-  limit?: number;
+  limit?: number | LimitAlgorithm;
   /**
    * The most callers waiting for a permit: an integer >= 0, or `Infinity`.
    * With `0`, a caller that finds no free permit is rejected at once.
@@ -101,8 +104,20 @@ export const LIMITER_OPTIONS: readonly string[] = [
 const OPTIONS: ReadonlySet<string> = new Set(LIMITER_OPTIONS);
 
 /** Checks `value` as a limit; shared by the constructor and the setter. */
-function checkLimit(value: unknown, fallback?: number): number {
+function checkLimit(
+  value: unknown,
+  fallback?: number,
+): number | LimitAlgorithm {
+  if (isLimitAlgorithm(value)) return value;
   return checkInteger("limit", value, fallback, 1);
+}
+
+/**
+ * An algorithm's limit as an integer >= 1: a buggy algorithm must not stop
+ * every request (0 or NaN) or break the counting (a fraction).
+ */
+function sane(limit: number): number {
+  return limit >= 1 ? Math.floor(limit) : 1;
 }
 
 class Waiter extends WaitNode {
@@ -135,20 +150,29 @@ class Waiter extends WaitNode {
 
 class LimiterPermit implements Permit {
   #limiter: Limiter | undefined;
+  #granted: number;
+  #inflight: number;
 
-  constructor(limiter: Limiter) {
+  constructor(limiter: Limiter, granted: number, inflight: number) {
     this.#limiter = limiter;
+    this.#granted = granted;
+    this.#inflight = inflight;
   }
 
   release(): void {
-    const limiter = this.#limiter;
-    if (limiter === undefined) return;
-    this.#limiter = undefined;
-    leave(limiter);
+    this.end(false);
   }
 
   [Symbol.dispose](): void {
-    this.release();
+    this.end(false);
+  }
+
+  /** Releases once; `dropped` tells an adaptive limit the work failed. */
+  end(dropped: boolean): void {
+    const limiter = this.#limiter;
+    if (limiter === undefined) return;
+    this.#limiter = undefined;
+    leaveSampled(limiter, this.#granted, this.#inflight, dropped);
   }
 }
 
@@ -164,6 +188,18 @@ export let leave: (limiter: Limiter) => void;
  * `undefined` when the caller may queue through `acquire`.
  */
 export let deny: (limiter: Limiter) => RejectReason | undefined;
+/** Whether the limit is a {@linkcode LimitAlgorithm} that wants samples. */
+export let isAdaptive: (limiter: Limiter) => boolean;
+/**
+ * Gives back a slot granted at `granted` (from `performance.now()`) with
+ * `inflight` permits held, feeding the sample to an adaptive limit.
+ */
+export let leaveSampled: (
+  limiter: Limiter,
+  granted: number,
+  inflight: number,
+  dropped: boolean,
+) => void;
 
 /**
  * Caps how many pieces of work run at once: at most `limit` permits are held,
@@ -194,6 +230,7 @@ export let deny: (limiter: Limiter) => RejectReason | undefined;
  */
 export class Limiter {
   #limit: number;
+  #algorithm: LimitAlgorithm | undefined = undefined;
   #queue: number;
   #queueTimeout: number;
   #lifo: boolean;
@@ -212,6 +249,9 @@ export class Limiter {
     enter = (limiter) => limiter.#enter();
     leave = (limiter) => limiter.#leave();
     deny = (limiter) => limiter.#deny();
+    isAdaptive = (limiter) => limiter.#algorithm !== undefined;
+    leaveSampled = (limiter, granted, inflight, dropped) =>
+      limiter.#leaveSampled(granted, inflight, dropped);
   }
 
   /**
@@ -223,7 +263,7 @@ export class Limiter {
    */
   constructor(options?: LimiterOptions) {
     const o = checkOptionsObject(options, OPTIONS);
-    this.#limit = checkLimit(o.limit, 100);
+    this.#limit = this.#use(checkLimit(o.limit, 100));
     this.#queue = checkInteger("queue", o.queue, 0, 0);
     this.#queueTimeout = checkDuration(
       "queueTimeout",
@@ -235,11 +275,13 @@ export class Limiter {
   }
 
   /**
-   * The most permits held at once. Lowering it lets holders keep their
-   * permits and admits no one until `active < limit`; raising it admits
-   * waiters at once.
+   * The most permits held at once (with an adaptive limit, its current
+   * value). Lowering it lets holders keep their permits and admits no one
+   * until `active < limit`; raising it admits waiters at once. Assigning a
+   * number switches to that static limit; assigning a
+   * {@linkcode LimitAlgorithm} switches to it.
    *
-   * @throws {TypeError} On assignment of a non-number.
+   * @throws {TypeError} On assignment of something else.
    * @throws {RangeError} On assignment of a number that is not an integer >= 1
    * or `Infinity`.
    */
@@ -247,8 +289,8 @@ export class Limiter {
     return this.#limit;
   }
 
-  set limit(value: number) {
-    this.#limit = checkLimit(value);
+  set limit(value: number | LimitAlgorithm) {
+    this.#limit = this.#use(checkLimit(value));
     this.#drain();
   }
 
@@ -268,7 +310,7 @@ export class Limiter {
    * @returns A permit, or `undefined` (counted as rejected).
    */
   tryAcquire(): Permit | undefined {
-    if (this.#enter()) return new LimiterPermit(this);
+    if (this.#enter()) return this.#permit();
     this.#rejected++;
     return undefined;
   }
@@ -287,7 +329,7 @@ export class Limiter {
       this.#aborted++;
       return Promise.reject(signal.reason);
     }
-    if (this.#enter()) return Promise.resolve(new LimiterPermit(this));
+    if (this.#enter()) return Promise.resolve(this.#permit());
     const reason = this.#deny();
     if (reason !== undefined) return Promise.reject(new RejectedError(reason));
     return new Promise((resolve, reject) => {
@@ -319,11 +361,14 @@ export class Limiter {
     fn: () => T | PromiseLike<T>,
     options?: AcquireOptions,
   ): Promise<T> {
-    const permit = await this.acquire(options);
+    const permit = await this.acquire(options) as LimiterPermit;
+    let dropped = true;
     try {
-      return await fn();
+      const result = await fn();
+      dropped = false;
+      return result;
     } finally {
-      permit.release();
+      permit.end(dropped);
     }
   }
 
@@ -398,6 +443,45 @@ export class Limiter {
     return undefined;
   }
 
+  /** Remembers an algorithm, and returns the limit to enforce now. */
+  #use(limit: number | LimitAlgorithm): number {
+    if (typeof limit === "number") {
+      this.#algorithm = undefined;
+      return limit;
+    }
+    this.#algorithm = limit;
+    return sane(limit.limit);
+  }
+
+  /** A permit for a slot just taken, timed when the limit is adaptive. */
+  #permit(): LimiterPermit {
+    return this.#algorithm === undefined
+      ? new LimiterPermit(this, 0, 0)
+      : new LimiterPermit(this, performance.now(), this.#active);
+  }
+
+  #leaveSampled(granted: number, inflight: number, dropped: boolean): void {
+    const algorithm = this.#algorithm;
+    // A permit granted before the limit became adaptive has no timing.
+    if (algorithm !== undefined && inflight > 0) {
+      try {
+        algorithm.update({
+          rtt: performance.now() - granted,
+          inflight,
+          dropped,
+        });
+        this.#limit = sane(algorithm.limit);
+      } catch (error) {
+        // The slot must still come back; the algorithm's bug surfaces as an
+        // uncaught error instead of breaking the caller's release().
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+    this.#leave();
+  }
+
   #leave(): void {
     this.#active--;
     if (this.#waiters.size !== 0) this.#drain();
@@ -411,7 +495,7 @@ export class Limiter {
       waiter.settle();
       this.#active++;
       this.#admitted++;
-      waiter.resolve(new LimiterPermit(this));
+      waiter.resolve(this.#permit());
     }
   }
 

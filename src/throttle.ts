@@ -10,7 +10,9 @@ import { defaultRejection } from "./_reject.ts";
 import {
   deny,
   enter,
+  isAdaptive,
   leave,
+  leaveSampled,
   Limiter,
   LIMITER_OPTIONS,
   type LimiterOptions,
@@ -144,10 +146,19 @@ function isThenable<T>(value: unknown): value is PromiseLike<T> {
   return typeof (value as PromiseLike<T> | undefined)?.then === "function";
 }
 
+/** How a framework adapter (Hono) differs from a bare fetch handler. */
+export interface Adapter<S, A> {
+  /** What `key`, `skip` and `reject` receive (instead of the request). */
+  subject(request: Request, rest: A): S;
+  /** Whether the handler failed even though it returned normally. */
+  dropped(rest: A): boolean;
+}
+
 /**
  * The engine behind {@linkcode throttle} and the Hono middleware: wraps
- * `handler` in the gate that `options` describe. `subjectOf` picks what
- * `key`, `skip` and `reject` receive; without it they get the request.
+ * `handler` in the gate that `options` describe. Without `adapter`, the
+ * callbacks get the request and the handler's other arguments, and only a
+ * handler that throws or rejects counts as dropped.
  */
 export function gate<
   A extends unknown[],
@@ -156,7 +167,7 @@ export function gate<
 >(
   handler: (request: Request, ...rest: A) => R | Promise<R>,
   options: GateOptions<S, A> | undefined,
-  subjectOf?: (request: Request, rest: A) => S,
+  adapter?: Adapter<S, A>,
 ): ThrottledHandler<A, R> {
   if (typeof handler !== "function") {
     throw new TypeError(
@@ -221,8 +232,14 @@ export function gate<
     for (const name of COUNTERS) retired[name] += stats[name];
   }
 
-  function free(limiter: Limiter, k: string | undefined): void {
-    leave(limiter);
+  function free(
+    limiter: Limiter,
+    k: string | undefined,
+    granted: number,
+    inflight: number,
+    dropped: boolean,
+  ): void {
+    leaveSampled(limiter, granted, inflight, dropped);
     if (k !== undefined) forget(k, limiter);
   }
 
@@ -269,29 +286,37 @@ export function gate<
     request: Request,
     rest: A,
   ): R | Promise<R> {
+    // An adaptive limit learns from the time to release and the load.
+    const adaptive = isAdaptive(limiter);
+    const inflight = adaptive ? limiter.active : 0;
+    const granted = adaptive ? performance.now() : 0;
     let result: R | Promise<R>;
     try {
       result = handler(request, ...rest);
     } catch (error) {
-      free(limiter, k);
+      free(limiter, k, granted, inflight, true);
       throw error;
     }
-    const freeSlot = k === undefined && limiter === shared
-      ? freeShared
-      : () => free(limiter, k);
+    if (!byBody && !adaptive && k === undefined) {
+      // The common case: no closure, no promise beyond the handler's own.
+      if (isThenable<R>(result)) result.then(freeShared, freeShared);
+      else freeShared();
+      return result;
+    }
+    const freeSlot = (dropped: boolean) =>
+      free(limiter, k, granted, inflight, dropped);
+    const done = () => freeSlot(adapter?.dropped(rest) ?? false);
     if (byBody) {
       const method = request.method;
-      if (!isThenable<R>(result)) return holdBody(result, method, freeSlot);
-      return Promise.resolve(result).then(
-        (response) => holdBody(response, method, freeSlot),
-        (error) => {
-          freeSlot();
-          throw error;
-        },
-      );
+      const hold = (response: R) => holdBody(response, method, done);
+      if (!isThenable<R>(result)) return hold(result);
+      return Promise.resolve(result).then(hold, (error) => {
+        freeSlot(true);
+        throw error;
+      });
     }
-    if (isThenable<R>(result)) result.then(freeSlot, freeSlot);
-    else freeSlot();
+    if (isThenable<R>(result)) result.then(done, () => freeSlot(true));
+    else done();
     return result;
   }
   const freeShared = () => leave(shared!);
@@ -329,10 +354,10 @@ export function gate<
     }
     // The fetch wrapper's callbacks get the handler's arguments; the Hono
     // middleware's get the Context alone.
-    const subject = subjectOf === undefined
+    const subject = adapter === undefined
       ? request as S
-      : subjectOf(request, rest);
-    const extra = subjectOf === undefined ? rest : [] as unknown[] as A;
+      : adapter.subject(request, rest);
+    const extra = adapter === undefined ? rest : [] as unknown[] as A;
     if (skip !== undefined) {
       const skipped = skip(subject, ...extra);
       if (typeof skipped !== "boolean") {
