@@ -31,14 +31,17 @@ export const runtime: "deno" | "bun" | "node" = "Bun" in globalThis
   ? "deno"
   : "node";
 
-export async function serve(handler: Handler): Promise<TestServer> {
+export async function serve(
+  handler: Handler,
+  port = 0,
+): Promise<TestServer> {
   if (runtime === "bun") {
     const { Bun } = globalThis as unknown as {
       Bun: { serve(options: object): BunServer };
     };
     const server = Bun.serve({
       hostname: "127.0.0.1",
-      port: 0,
+      port,
       fetch: handler,
     });
     return {
@@ -48,7 +51,7 @@ export async function serve(handler: Handler): Promise<TestServer> {
   }
   if (runtime === "deno") {
     const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      { hostname: "127.0.0.1", port, onListen() {} },
       handler as Deno.ServeHandler,
     );
     return {
@@ -57,16 +60,15 @@ export async function serve(handler: Handler): Promise<TestServer> {
     };
   }
   const { serve } = await import("@hono/node-server");
-  const { promise, resolve } = Promise.withResolvers<number>?.() ??
-    manualResolvers<number>();
+  const { promise, resolve } = resolvers<number>();
   const server = serve(
     // deno-lint-ignore no-explicit-any
-    { fetch: handler as any, hostname: "127.0.0.1", port: 0 },
+    { fetch: handler as any, hostname: "127.0.0.1", port },
     (info) => resolve(info.port),
   );
-  const port = await promise;
+  const listening = await promise;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${listening}`,
     close: () =>
       new Promise<void>((done) => {
         server.close(() => done());
@@ -76,7 +78,8 @@ export async function serve(handler: Handler): Promise<TestServer> {
   };
 }
 
-function manualResolvers<T>() {
+/** `Promise.withResolvers`, which Node 20 lacks. */
+function resolvers<T>() {
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((res) => resolve = res);
   return { promise, resolve };

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Limiter, type RejectInfo, throttle } from "../mod.ts";
-import { deferred, settled, tick } from "./_helpers.ts";
+import { collector, deferred, settled, tick } from "./_helpers.ts";
 
 const url = "http://localhost/";
 
@@ -485,16 +485,3 @@ test("throttle() with release body frees the slot of a body nobody reads once it
   }
   assert.equal(handler.stats().active, 0);
 });
-
-/** The runtime's way to force a full garbage collection. */
-function collector(): () => void {
-  const g = globalThis as {
-    gc?: () => void;
-    Bun?: { gc(full: boolean): void };
-  };
-  if (g.Bun) return () => g.Bun!.gc(true);
-  if (typeof g.gc === "function") return g.gc;
-  throw new Error(
-    "run with --expose-gc (Node) or --v8-flags=--expose-gc (Deno)",
-  );
-}
