@@ -172,8 +172,58 @@ class LimiterPermit implements Permit {
     const limiter = this.#limiter;
     if (limiter === undefined) return;
     this.#limiter = undefined;
-    leaveSampled(limiter, this.#granted, this.#inflight, dropped);
+    // inflight is 0 for a permit granted under a static limit.
+    if (this.#inflight === 0) leave(limiter);
+    else leaveSampled(limiter, this.#granted, this.#inflight, dropped);
   }
+}
+
+/** Calls `fn` and ends `permit` when its result settles. */
+function settleNow<T>(
+  permit: LimiterPermit,
+  fn: () => T | PromiseLike<T>,
+): Promise<T> {
+  let result: T | PromiseLike<T>;
+  try {
+    result = fn();
+  } catch (error) {
+    permit.end(true);
+    return Promise.reject(error);
+  }
+  return Promise.resolve(result).then((value) => {
+    permit.end(false);
+    return value;
+  }, (error) => {
+    permit.end(true);
+    throw error;
+  });
+}
+
+/** Calls `fn`, ends `permit` when its result settles, and passes it on. */
+function settle<T>(
+  permit: LimiterPermit,
+  fn: () => T | PromiseLike<T>,
+  resolve: (value: T) => void,
+  reject: (reason: unknown) => void,
+): void {
+  let result: T | PromiseLike<T>;
+  try {
+    result = fn();
+  } catch (error) {
+    permit.end(true);
+    return reject(error);
+  }
+  if (typeof (result as PromiseLike<T> | undefined)?.then !== "function") {
+    permit.end(false);
+    return resolve(result as T);
+  }
+  (result as PromiseLike<T>).then((value) => {
+    permit.end(false);
+    resolve(value);
+  }, (error) => {
+    permit.end(true);
+    reject(error);
+  });
 }
 
 /**
@@ -325,27 +375,12 @@ export class Limiter {
    */
   acquire(options?: AcquireOptions): Promise<Permit> {
     const signal = options?.signal;
-    if (this.#closed === undefined && signal?.aborted) {
-      this.#aborted++;
-      return Promise.reject(signal.reason);
-    }
-    if (this.#enter()) return Promise.resolve(this.#permit());
-    const reason = this.#deny();
-    if (reason !== undefined) return Promise.reject(new RejectedError(reason));
-    return new Promise((resolve, reject) => {
-      const waiter = new Waiter(resolve, reject, signal);
-      if (signal !== undefined) {
-        waiter.onAbort = () => this.#abandon(waiter, false);
-        signal.addEventListener("abort", waiter.onAbort);
-      }
-      if (this.#queueTimeout !== Infinity) {
-        waiter.timer = setTimeout(
-          () => this.#abandon(waiter, true),
-          this.#queueTimeout,
-        );
-      }
-      this.#waiters.push(waiter);
-    });
+    const now = this.#start(signal);
+    if (now instanceof LimiterPermit) return Promise.resolve(now);
+    if (now !== undefined) return Promise.reject(now.error);
+    return new Promise((resolve, reject) =>
+      this.#enqueue(signal, resolve, reject)
+    );
   }
 
   /**
@@ -357,19 +392,23 @@ export class Limiter {
    * @returns `fn`'s result; rejects with `fn`'s error, or as
    * {@linkcode Limiter.prototype.acquire} does when no permit is granted.
    */
-  async run<T>(
+  run<T>(
     fn: () => T | PromiseLike<T>,
     options?: AcquireOptions,
   ): Promise<T> {
-    const permit = await this.acquire(options) as LimiterPermit;
-    let dropped = true;
-    try {
-      const result = await fn();
-      dropped = false;
-      return result;
-    } finally {
-      permit.end(dropped);
+    const signal = options?.signal;
+    const now = this.#start(signal);
+    if (now !== undefined && !(now instanceof LimiterPermit)) {
+      return Promise.reject(now.error);
     }
+    if (now !== undefined) return settleNow(now, fn);
+    // A queued call runs `fn` from the grant itself, without a promise for
+    // the acquisition.
+    return new Promise<T>((resolve, reject) => {
+      this.#enqueue(signal, (permit) => {
+        settle(permit as LimiterPermit, fn, resolve, reject);
+      }, reject);
+    });
   }
 
   /**
@@ -411,6 +450,44 @@ export class Limiter {
       if (this.#active === 0) this.#resolveClosed!();
     }
     return this.#closed;
+  }
+
+  /**
+   * The start of every acquisition: a permit if one is free, what to reject
+   * with if the caller may not wait, or `undefined` to queue.
+   */
+  #start(
+    signal: AbortSignal | undefined,
+  ): LimiterPermit | { error: unknown } | undefined {
+    if (this.#closed === undefined && signal?.aborted) {
+      this.#aborted++;
+      return { error: signal.reason };
+    }
+    if (this.#enter()) return this.#permit();
+    const reason = this.#deny();
+    return reason === undefined
+      ? undefined
+      : { error: new RejectedError(reason) };
+  }
+
+  /** Queues a caller; `grant` receives its permit, `fail` the error. */
+  #enqueue(
+    signal: AbortSignal | undefined,
+    grant: (permit: Permit) => void,
+    fail: (reason: unknown) => void,
+  ): void {
+    const waiter = new Waiter(grant, fail, signal);
+    if (signal !== undefined) {
+      waiter.onAbort = () => this.#abandon(waiter, false);
+      signal.addEventListener("abort", waiter.onAbort);
+    }
+    if (this.#queueTimeout !== Infinity) {
+      waiter.timer = setTimeout(
+        () => this.#abandon(waiter, true),
+        this.#queueTimeout,
+      );
+    }
+    this.#waiters.push(waiter);
   }
 
   #enter(): boolean {

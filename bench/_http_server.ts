@@ -1,0 +1,57 @@
+/**
+ * The server of the HTTP benchmarks, for Deno, Bun and Node alike. $MODE
+ * picks the handler, $PORT the port on 127.0.0.1; it exits by itself after
+ * $LIFETIME seconds.
+ *
+ *   raw            new Response("hello")
+ *   throttled      the same behind throttle() with the limit never reached
+ *   keyed          ... with key: the path
+ *   queued         ... with queue: 100
+ *   rejecting      ... behind a limiter whose only permit is held: every request gets the 503
+ *   small-body     ... with release: "body"
+ *   stream-raw     1 MiB streamed in 16 KiB chunks
+ *   stream-body    the same behind throttle() with release: "body"
+ *   slow-raw       50 ms of waiting, then 16 KiB
+ *   slow-throttled the same behind throttle({ limit: 64 })
+ */
+import process from "node:process";
+import { Limiter, throttle } from "../mod.ts";
+import { serve } from "../tests/_server.ts";
+
+const hello = () => new Response("hello");
+const chunk = new Uint8Array(16 * 1024).fill(97);
+const stream = () =>
+  new Response(
+    new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < 64; i++) controller.enqueue(chunk);
+        controller.close();
+      },
+    }),
+  );
+const slow = async () => {
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  return new Response(chunk);
+};
+const held = new Limiter({ limit: 1 });
+held.tryAcquire();
+
+const handlers: Record<string, (request: Request) => unknown> = {
+  "raw": hello,
+  "throttled": throttle(hello, { limit: 1000 }),
+  "keyed": throttle(hello, {
+    limit: 1000,
+    key: (request) => new URL(request.url).pathname,
+  }),
+  "queued": throttle(hello, { limit: 1000, queue: 100 }),
+  "rejecting": throttle(hello, { limiter: held }),
+  "small-body": throttle(hello, { limit: 1000, release: "body" }),
+  "stream-raw": stream,
+  "stream-body": throttle(stream, { limit: 1000, release: "body" }),
+  "slow-raw": slow,
+  "slow-throttled": throttle(slow, { limit: 64 }),
+};
+const handler = handlers[process.env.MODE ?? "raw"];
+if (!handler) throw new Error(`unknown MODE ${process.env.MODE}`);
+await serve(handler, Number(process.env.PORT));
+setTimeout(() => process.exit(0), Number(process.env.LIFETIME ?? 60) * 1000);

@@ -1,0 +1,71 @@
+/**
+ * Heap bytes per queued waiter (with and without an AbortSignal) and per
+ * live key, and a check that a waiter keeps nothing alive that its caller
+ * does not hold: once granted and released, a limiter whose caller kept
+ * only the AbortSignal must be collectable. Prints one JSON line.
+ *
+ * deno run -A --v8-flags=--expose-gc bench/memory.ts | bun bench/memory.ts |
+ * node --expose-gc npm/bench/memory.js
+ */
+import process from "node:process";
+import { Limiter, throttle } from "../mod.ts";
+import { settledHeap } from "../tests/_helpers.ts";
+
+const N = 100_000;
+
+async function perWaiter(withSignal: boolean): Promise<number> {
+  const limiter = new Limiter({ limit: 1, queue: Infinity });
+  const held = limiter.tryAcquire()!;
+  const signals = withSignal
+    ? Array.from({ length: N }, () => new AbortController().signal)
+    : [];
+  const before = await settledHeap();
+  const waits = Array.from(
+    { length: N },
+    (_, i) => limiter.acquire(withSignal ? { signal: signals[i] } : undefined),
+  );
+  const after = await settledHeap();
+  limiter.close();
+  await Promise.allSettled(waits);
+  held.release();
+  return (after - before) / N;
+}
+
+async function perKey(): Promise<number> {
+  let release!: () => void;
+  const gate = new Promise<Response>((resolve) => release = () => resolve(new Response()));
+  const handler = throttle(() => gate, { key: (request) => request.url });
+  const requests = Array.from({ length: N }, (_, i) => new Request(`http://x/${i}`));
+  const before = await settledHeap();
+  const answers = requests.map((request) => handler(request));
+  const after = await settledHeap();
+  if (handler.stats().keys !== N) throw new Error("keys were not live");
+  release();
+  await Promise.all(answers);
+  return (after - before) / N;
+}
+
+/** Whether a released waiter's limiter can be collected while its signal lives. */
+async function nothingKeptAlive(): Promise<boolean> {
+  const controller = new AbortController();
+  let collected = false;
+  const registry = new FinalizationRegistry(() => collected = true);
+  await (async () => {
+    const limiter = new Limiter({ limit: 1, queue: 1, queueTimeout: 60_000 });
+    registry.register(limiter, "limiter");
+    const first = limiter.tryAcquire()!;
+    const waiting = limiter.acquire({ signal: controller.signal });
+    first.release();
+    (await waiting).release();
+  })();
+  for (let i = 0; i < 20 && !collected; i++) await settledHeap();
+  return collected && !controller.signal.aborted;
+}
+
+console.log(JSON.stringify({
+  waiter: await perWaiter(false),
+  waiterWithSignal: await perWaiter(true),
+  key: await perKey(),
+  releasedWaiterKeepsNothing: await nothingKeptAlive(),
+  heapUsed: process.memoryUsage().heapUsed,
+}));
