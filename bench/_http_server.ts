@@ -30,8 +30,9 @@ const stream = () =>
     }),
   );
 const slow = async () => {
+  const body = new Uint8Array(16 * 1024).fill(98); // held while it waits
   await new Promise((resolve) => setTimeout(resolve, 50));
-  return new Response(chunk);
+  return new Response(body);
 };
 const held = new Limiter({ limit: 1 });
 held.tryAcquire();

@@ -33,9 +33,14 @@ async function perWaiter(withSignal: boolean): Promise<number> {
 
 async function perKey(): Promise<number> {
   let release!: () => void;
-  const gate = new Promise<Response>((resolve) => release = () => resolve(new Response()));
+  const gate = new Promise<Response>((resolve) =>
+    release = () => resolve(new Response())
+  );
   const handler = throttle(() => gate, { key: (request) => request.url });
-  const requests = Array.from({ length: N }, (_, i) => new Request(`http://x/${i}`));
+  const requests = Array.from(
+    { length: N },
+    (_, i) => new Request(`http://x/${i}`),
+  );
   const before = await settledHeap();
   const answers = requests.map((request) => handler(request));
   const after = await settledHeap();

@@ -13,13 +13,17 @@ export function releaseWithBody(
   free: () => void,
 ): Response {
   const reader = response.body!.getReader();
-  const token = {};
-  let freed = false;
-  const finish = () => {
-    if (freed) return;
-    freed = true;
-    unread.unregister(token);
+  // What the registry holds must not lead back to the new body (through the
+  // reader and a pending read, say), or the body could never be collected.
+  const once = { freed: false };
+  const release = () => {
+    if (once.freed) return;
+    once.freed = true;
     free();
+  };
+  const finish = () => {
+    unread.unregister(once);
+    release();
   };
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -41,7 +45,7 @@ export function releaseWithBody(
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });
-  unread.register(body, finish, token);
+  unread.register(body, release, once);
   return new Response(body, {
     status: response.status,
     statusText: response.statusText,

@@ -97,7 +97,13 @@ export function throttle<E extends Env = Env>(
     options as GateOptions<Context, [Context, Next]>,
     // A route that threw was answered by onError: for an adaptive limit
     // that is a drop.
-    { subject: (_request, [c]) => c, dropped: ([c]) => c.error !== undefined },
+    {
+      subject: (_request, [c]) => c,
+      dropped: ([c]) => c.error !== undefined,
+      // On Deno, Hono's env is the server's info, with its `completed`.
+      completed: ([c]) =>
+        (c.env as { completed?: unknown } | undefined)?.completed,
+    },
   );
   const middleware: MiddlewareHandler<E> = async function throttle(c, next) {
     let ran = false;

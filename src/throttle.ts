@@ -152,6 +152,17 @@ export interface Adapter<S, A> {
   subject(request: Request, rest: A): S;
   /** Whether the handler failed even though it returned normally. */
   dropped(rest: A): boolean;
+  /** The server's own "response delivered" promise, if it has one. */
+  completed(rest: A): unknown;
+}
+
+/**
+ * Deno's `info.completed` (the argument after the request) settles once the
+ * response has been delivered or has failed: where it exists, the slot
+ * waits for it instead of for a re-wrapped body.
+ */
+function deliveredOf(rest: unknown[]): unknown {
+  return (rest[0] as { completed?: unknown } | undefined)?.completed;
 }
 
 /**
@@ -267,6 +278,7 @@ export function gate<
   function holdBody(
     response: R,
     method: string,
+    delivered: unknown,
     freeSlot: () => void,
   ): R {
     if (
@@ -274,6 +286,10 @@ export function gate<
       response.status === 101 || method === "HEAD"
     ) {
       freeSlot();
+      return response;
+    }
+    if (isThenable(delivered)) {
+      delivered.then(freeSlot, freeSlot);
       return response;
     }
     return releaseWithBody(response, freeSlot) as R;
@@ -308,7 +324,14 @@ export function gate<
     const done = () => freeSlot(adapter?.dropped(rest) ?? false);
     if (byBody) {
       const method = request.method;
-      const hold = (response: R) => holdBody(response, method, done);
+      const delivered = adapter === undefined
+        ? deliveredOf(rest)
+        : adapter.completed(rest);
+      const hold = (response: R) => {
+        // Decided now, so that what frees the slot later holds no `rest`.
+        const dropped = adapter?.dropped(rest) ?? false;
+        return holdBody(response, method, delivered, () => freeSlot(dropped));
+      };
       if (!isThenable<R>(result)) return hold(result);
       return Promise.resolve(result).then(hold, (error) => {
         freeSlot(true);

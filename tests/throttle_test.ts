@@ -449,6 +449,25 @@ test("throttle() with release body keeps status, status text and every header", 
   assert.equal(await response.text(), "a,b");
 });
 
+test("throttle() with release body waits for Deno's info.completed instead of re-wrapping the body", async () => {
+  const response = new Response(streamed().body);
+  const handler = throttle(
+    (_request: Request, _info: { completed: Promise<void> }) => response,
+    { limit: 1, release: "body" },
+  );
+  const delivered = deferred();
+  assert.equal(await handler(request(), { completed: delivered.promise }), response);
+  assert.equal(handler.stats().active, 1);
+  delivered.resolve();
+  await tick();
+  assert.equal(handler.stats().active, 0);
+  const failed = deferred();
+  await handler(request(), { completed: failed.promise });
+  failed.reject(new Error("client went away"));
+  await tick();
+  assert.equal(handler.stats().active, 0);
+});
+
 test("throttle() with release body frees at once for HEAD, null bodies and no Response", async () => {
   const { body } = streamed();
   const results: Array<Response | undefined> = [
