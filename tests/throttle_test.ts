@@ -456,7 +456,10 @@ test("throttle() with release body waits for Deno's info.completed instead of re
     { limit: 1, release: "body" },
   );
   const delivered = deferred();
-  assert.equal(await handler(request(), { completed: delivered.promise }), response);
+  assert.equal(
+    await handler(request(), { completed: delivered.promise }),
+    response,
+  );
   assert.equal(handler.stats().active, 1);
   delivered.resolve();
   await tick();
