@@ -4,6 +4,7 @@
  * $LIFETIME seconds.
  *
  *   raw            new Response("hello")
+ *   raw-again      the same, measured as a mode of its own: the noise floor
  *   throttled      the same behind throttle() with the limit never reached
  *   keyed          ... with key: the path
  *   queued         ... with queue: 100
@@ -39,6 +40,7 @@ held.tryAcquire();
 
 const handlers: Record<string, (request: Request) => unknown> = {
   "raw": hello,
+  "raw-again": hello,
   "throttled": throttle(hello, { limit: 1000 }),
   "keyed": throttle(hello, {
     limit: 1000,
