@@ -321,7 +321,6 @@ export function gate<
     }
     const freeSlot = (dropped: boolean) =>
       free(limiter, k, granted, inflight, dropped);
-    const done = () => freeSlot(adapter?.dropped(rest) ?? false);
     if (byBody) {
       const method = request.method;
       const delivered = adapter === undefined
@@ -338,6 +337,7 @@ export function gate<
         throw error;
       });
     }
+    const done = () => freeSlot(adapter?.dropped(rest) ?? false);
     if (isThenable<R>(result)) result.then(done, () => freeSlot(true));
     else done();
     return result;
@@ -414,7 +414,8 @@ export function gate<
   function stats(): ThrottleStats {
     if (key === undefined) return { ...shared!.stats(), keys: 0 };
     const sum: ThrottleStats = {
-      limit: shared!.limit,
+      // Every key has the same limit (with an algorithm, one shared estimate).
+      limit: (live.values().next().value ?? shared!).limit,
       active: 0,
       queued: 0,
       ...retired,
