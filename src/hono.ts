@@ -100,9 +100,8 @@ export function throttle<E extends Env = Env>(
     {
       subject: (_request, [c]) => c,
       dropped: ([c]) => c.error !== undefined,
-      // On Deno, Hono's env is the server's info, with its `completed`.
-      completed: ([c]) =>
-        (c.env as { completed?: unknown } | undefined)?.completed,
+      // Hono's env is what the server passed after the request.
+      server: ([c]) => c.env,
     },
   );
   const middleware: MiddlewareHandler<E> = async function throttle(c, next) {

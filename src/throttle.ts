@@ -152,17 +152,26 @@ export interface Adapter<S, A> {
   subject(request: Request, rest: A): S;
   /** Whether the handler failed even though it returned normally. */
   dropped(rest: A): boolean;
-  /** The server's own "response delivered" promise, if it has one. */
-  completed(rest: A): unknown;
+  /** What {@linkcode deliveredBy} should look at. */
+  server(rest: A): unknown;
 }
 
 /**
- * Deno's `info.completed` (the argument after the request) settles once the
- * response has been delivered or has failed: where it exists, the slot
- * waits for it instead of for a re-wrapped body.
+ * The server's own word that a response was delivered (or failed), where it
+ * gives one with the argument after the request: Deno's `info.completed`,
+ * and the "close" event of Node's response in `@hono/node-server`'s
+ * `{ incoming, outgoing }`. With it, a slot waits for delivery instead of for
+ * a re-wrapped body, which costs a stream per response.
  */
-function deliveredOf(rest: unknown[]): unknown {
-  return (rest[0] as { completed?: unknown } | undefined)?.completed;
+export function deliveredBy(server: unknown): PromiseLike<unknown> | undefined {
+  const { completed, outgoing } = (server ?? {}) as {
+    completed?: unknown;
+    outgoing?: { once?: unknown };
+  };
+  if (isThenable(completed)) return completed;
+  const once = outgoing?.once;
+  if (typeof once !== "function") return undefined;
+  return new Promise((resolve) => once.call(outgoing, "close", resolve));
 }
 
 /**
@@ -278,21 +287,22 @@ export function gate<
   function holdBody(
     response: R,
     method: string,
-    delivered: unknown,
+    delivered: PromiseLike<unknown> | undefined,
     freeSlot: () => void,
   ): R {
     if (
-      !(response instanceof Response) || response.body === null ||
-      response.status === 101 || method === "HEAD"
+      !(response instanceof Response) || response.status === 101 ||
+      method === "HEAD"
     ) {
       freeSlot();
       return response;
     }
-    if (isThenable(delivered)) {
-      delivered.then(freeSlot, freeSlot);
-      return response;
-    }
-    return releaseWithBody(response, freeSlot) as R;
+    // Checked after `delivered`: on Node, reading `body` alone makes
+    // @hono/node-server build the full Response it otherwise avoids.
+    if (delivered !== undefined) delivered.then(freeSlot, freeSlot);
+    else if (response.body === null) freeSlot();
+    else return releaseWithBody(response, freeSlot) as R;
+    return response;
   }
 
   /** Calls the handler in a slot already taken and arranges its release. */
@@ -323,9 +333,9 @@ export function gate<
       free(limiter, k, granted, inflight, dropped);
     if (byBody) {
       const method = request.method;
-      const delivered = adapter === undefined
-        ? deliveredOf(rest)
-        : adapter.completed(rest);
+      const delivered = deliveredBy(
+        adapter === undefined ? rest[0] : adapter.server(rest),
+      );
       const hold = (response: R) => {
         // Decided now, so that what frees the slot later holds no `rest`.
         const dropped = adapter?.dropped(rest) ?? false;

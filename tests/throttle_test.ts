@@ -471,6 +471,25 @@ test("throttle() with release body waits for Deno's info.completed instead of re
   assert.equal(handler.stats().active, 0);
 });
 
+test("throttle() with release body waits for the close of Node's response under @hono/node-server", async () => {
+  const listeners: Array<() => void> = [];
+  const outgoing = {
+    once: (event: string, fn: () => void) =>
+      event === "close" && listeners.push(fn),
+  };
+  const response = new Response(streamed().body);
+  const handler = throttle(
+    (_request: Request, _env: { outgoing: typeof outgoing }) => response,
+    { limit: 1, release: "body" },
+  );
+  assert.equal(await handler(request(), { outgoing }), response);
+  assert.equal(handler.stats().active, 1);
+  assert.equal(listeners.length, 1);
+  listeners[0]();
+  await tick();
+  assert.equal(handler.stats().active, 0);
+});
+
 test("throttle() with release body frees at once for HEAD, null bodies and no Response", async () => {
   const { body } = streamed();
   const results: Array<Response | undefined> = [
