@@ -62,10 +62,13 @@ export interface GateOptions<S, A extends unknown[] = []>
   /**
    * When the slot frees: when the handler returns (`"response"`), or only
    * when the response body has finished streaming, errored or was cancelled
-   * (`"body"`). Use `"body"` for streaming routes (SSE, downloads, proxies);
-   * it costs a stream per response. A HEAD request, a body-less response, a
-   * 101 upgrade and Bun's `undefined` free the slot when the handler
-   * returns; an unread body that is garbage collected frees it then.
+   * (`"body"`). Use `"body"` for streaming routes (SSE, downloads, proxies).
+   * Where the server reports delivery (Deno's `info.completed`, Node's
+   * response under `@hono/node-server`) the slot waits for that; elsewhere
+   * the body is re-wrapped, which costs a stream per response. A HEAD
+   * request, a body-less response, a 101 upgrade and Bun's `undefined` free
+   * the slot when the handler returns; an unread body that is garbage
+   * collected frees it then.
    *
    * @default {"response"}
    */
@@ -94,7 +97,7 @@ export type ThrottleOptions<A extends unknown[] = unknown[]> = GateOptions<
 
 /** A snapshot of a throttled handler, summed over all its keys. */
 export interface ThrottleStats extends LimiterStats {
-  /** Keys with something active or queued now (`0` without `key`, or `1`). */
+  /** Keys with something active or queued now; always `0` without `key`. */
   keys: number;
 }
 
