@@ -14,7 +14,7 @@
  */
 import { barChart, lineChart } from "./_svg.ts";
 import { percentile } from "./_process.ts";
-import { freePort } from "../tests/_server.ts";
+import { freePort, type Process, startProcess } from "../tests/_server.ts";
 import ts from "typescript";
 
 const full = Deno.args.includes("--full");
@@ -118,40 +118,13 @@ function pinned(
     : [command, args];
 }
 
-interface Server {
-  pid: number;
-  url: string;
-  stop(): Promise<void>;
-}
-
-async function startServer(runtime: Runtime, mode: string): Promise<Server> {
-  const port = await freePort();
+function startServer(runtime: Runtime, mode: string): Promise<Process> {
   const [command, args] = pinned(1, script(runtime, "_http_server"));
-  const child = new Deno.Command(command, {
-    args,
-    cwd: root,
-    env: { MODE: mode, PORT: String(port), LIFETIME: "600" },
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  const url = `http://127.0.0.1:${port}/`;
-  for (let i = 0;; i++) {
-    try {
-      await (await fetch(url)).arrayBuffer();
-      break;
-    } catch {
-      if (i > 400) throw new Error(`${runtime} ${mode} did not start`);
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  }
-  return {
-    pid: child.pid,
-    url,
-    stop: async () => {
-      child.kill();
-      await child.status;
-    },
-  };
+  return freePort()
+    .then((port) =>
+      startProcess(command, args, port, "/", { MODE: mode, LIFETIME: "600" })
+    )
+    .then((server) => ({ ...server, url: `${server.url}/` }));
 }
 
 /** User + system CPU time of a process, in ms. */

@@ -117,24 +117,26 @@ export function freePort(): Promise<number> {
 }
 
 export interface Process {
+  pid: number;
   url: string;
   output(): string;
   stop(): Promise<void>;
 }
 
 /**
- * Starts a server process listening on `port` and waits until `path`
- * answers 200. The process is stopped by its PID.
+ * Starts a server process listening on `port` (also given to it as $PORT,
+ * with `env`) and waits until `path` answers. It is stopped by its PID.
  */
 export async function startProcess(
   command: string,
   args: string[],
   port: number,
   path = "/",
+  env: Record<string, string> = {},
 ): Promise<Process> {
   const child = spawn(command, args, {
     cwd: repoRoot(),
-    env: { ...process.env, PORT: String(port), NO_COLOR: "1" },
+    env: { ...process.env, ...env, PORT: String(port), NO_COLOR: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -154,9 +156,8 @@ export async function startProcess(
       throw new Error(`${command} ${args.join(" ")} exited:\n${output}`);
     }
     try {
-      const response = await fetch(url + path);
-      await response.arrayBuffer();
-      if (response.ok) break;
+      await (await fetch(url + path)).arrayBuffer();
+      break;
     } catch {
       // not listening yet
     }
@@ -168,5 +169,5 @@ export async function startProcess(
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  return { url, output: () => output, stop };
+  return { pid: child.pid!, url, output: () => output, stop };
 }
