@@ -15,7 +15,7 @@
 import { barChart, lineChart } from "./_svg.ts";
 import { percentile } from "./_process.ts";
 import { freePort, type Process, startProcess } from "../tests/_server.ts";
-import ts from "typescript";
+import { transpileBesideBuild } from "../scripts/_transpile.ts";
 
 const full = Deno.args.includes("--full");
 const ROUNDS = 3;
@@ -64,19 +64,7 @@ for (
     "tests/_helpers.ts",
   ]
 ) {
-  const source = await Deno.readTextFile(root + file);
-  const { outputText } = ts.transpileModule(source, {
-    compilerOptions: {
-      target: ts.ScriptTarget.ES2022,
-      module: ts.ModuleKind.ESNext,
-      rewriteRelativeImportExtensions: true,
-    },
-  });
-  const target = `${root}npm/${file.replace(/\.ts$/, ".js")}`;
-  await Deno.mkdir(target.slice(0, target.lastIndexOf("/")), {
-    recursive: true,
-  });
-  await Deno.writeTextFile(target, outputText);
+  await transpileBesideBuild(root, file);
 }
 await ensure("wrk", "wrk");
 if (full) await ensure("nginx", "nginx-light");

@@ -17,6 +17,7 @@
 import ts from "typescript";
 import { basename, join, resolve } from "node:path";
 import { run } from "./_run.ts";
+import { transpileBesideBuild } from "./_transpile.ts";
 
 const root = resolve(import.meta.dirname!, "..");
 const out = join(root, "npm");
@@ -135,20 +136,12 @@ console.log(
 );
 if (Deno.args.includes("--emit")) Deno.exit(0);
 
-// 2. The test suite on Node, against the built files. The tests are only
-// transpiled: their types were checked by `deno check`.
+// 2. The test suite on Node, against the built files.
 const testsOut = join(out, "tests");
-await Deno.mkdir(testsOut, { recursive: true });
 const testFiles: string[] = [];
 for await (const entry of Deno.readDir(join(root, "tests"))) {
   if (!entry.name.endsWith(".ts")) continue;
-  const source = await Deno.readTextFile(join(root, "tests", entry.name));
-  const { outputText } = ts.transpileModule(source, {
-    compilerOptions: { ...compilerOptions, declaration: false },
-    fileName: entry.name,
-  });
-  const target = join(testsOut, entry.name.replace(/\.ts$/, ".js"));
-  await Deno.writeTextFile(target, outputText);
+  const target = await transpileBesideBuild(root, join("tests", entry.name));
   if (entry.name.endsWith("_test.ts")) testFiles.push(target);
 }
 await run("node", [

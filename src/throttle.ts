@@ -166,7 +166,7 @@ export interface Adapter<S, A> {
  * `{ incoming, outgoing }`. With it, a slot waits for delivery instead of for
  * a re-wrapped body, which costs a stream per response.
  */
-export function deliveredBy(server: unknown): PromiseLike<unknown> | undefined {
+function deliveredBy(server: unknown): PromiseLike<unknown> | undefined {
   const { completed, outgoing } = (server ?? {}) as {
     completed?: unknown;
     outgoing?: { once?: unknown };

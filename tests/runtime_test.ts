@@ -86,14 +86,14 @@ async function echo(url: string): Promise<WebSocket> {
   return socket;
 }
 
-test(`${runtime}: the fetch-handler example keeps its limit`, async () => {
+/** Starts this runtime's example of `kind` and waits for its /stats. */
+async function startExample(kind: "fetch" | "hono") {
   const port = await freePort();
-  const server = await startProcess(
-    process.execPath,
-    examples.fetch(port),
-    port,
-    "/stats",
-  );
+  return startProcess(process.execPath, examples[kind](port), port, "/stats");
+}
+
+test(`${runtime}: the fetch-handler example keeps its limit`, async () => {
+  const server = await startExample("fetch");
   try {
     assert.deepEqual(await burst(server.url, 3, 1500), [200, 200, 503]);
     if (runtime !== "node") {
@@ -111,13 +111,7 @@ test(`${runtime}: the fetch-handler example keeps its limit`, async () => {
 });
 
 test(`${runtime}: the Hono example keeps a limit per route and holds SSE slots`, async () => {
-  const port = await freePort();
-  const server = await startProcess(
-    process.execPath,
-    examples.hono(port),
-    port,
-    "/stats",
-  );
+  const server = await startExample("hono");
   try {
     assert.deepEqual(await burst(server.url, 3, 1500), [200, 200, 503]);
     const events = await fetch(`${server.url}/events`);
