@@ -27,6 +27,17 @@ const steps: Step[] = [
   { name: "lint", command: deno, args: ["lint"] },
   { name: "type-check", command: deno, args: ["check", "."] },
   {
+    name: "docs type-check (code blocks of README.md and docs/)",
+    command: deno,
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-run",
+      "scripts/check_docs.ts",
+    ],
+  },
+  {
     name: "doc lint",
     command: deno,
     args: ["doc", "--lint", "mod.ts"],
