@@ -30,9 +30,12 @@ export { aimd, type AimdOptions } from "./src/aimd.ts";
 export { gradient, type GradientOptions } from "./src/gradient.ts";
 export { vegas, type VegasOptions } from "./src/vegas.ts";
 export {
-  type GateOptions,
+  type OwnLimiterOptions,
+  type Reject,
   type RejectInfo,
+  type SharedLimiterOptions,
   throttle,
+  type ThrottleBaseOptions,
   type ThrottleControls,
   type ThrottledHandler,
   type ThrottleOptions,

@@ -66,14 +66,20 @@ const program = ts.createProgram(entries, compilerOptions);
 report(ts.getPreEmitDiagnostics(program));
 report(program.emit().diagnostics);
 
-// Declarations keep the `.ts` of relative imports; Node needs `.js`.
+// Declarations keep the `.ts` of relative imports; Node needs `.js`. Those
+// that name Symbol.dispose bring the lib that declares it, so that a
+// consumer whose own lib lacks it (no @types/node, an older target) still
+// type-checks.
 for await (const file of walk(out)) {
   if (!file.endsWith(".d.ts")) continue;
-  const text = await Deno.readTextFile(file);
-  await Deno.writeTextFile(
-    file,
-    text.replace(/(from\s+["']\.{1,2}\/[^"']*)\.ts(["'])/g, "$1.js$2"),
+  let text = (await Deno.readTextFile(file)).replace(
+    /(from\s+["']\.{1,2}\/[^"']*)\.ts(["'])/g,
+    "$1.js$2",
   );
+  if (text.includes("Symbol.dispose")) {
+    text = `/// <reference lib="esnext.disposable" />\n${text}`;
+  }
+  await Deno.writeTextFile(file, text);
 }
 
 const packageExports: Record<string, { types: string; default: string }> = {};
@@ -204,8 +210,11 @@ const handler = throttle((request: Request) => new Response(request.url), {
   key: (request) => new URL(request.url).pathname,
 });
 const stats: ThrottleStats = handler.stats();
-const permit = new Limiter().tryAcquire();
-permit?.release();
+const limiter = new Limiter();
+const permit = limiter.tryAcquire();
+permit?.[Symbol.dispose]();
+// @ts-expect-error: a shared limiter carries its own options
+throttle(() => new Response(), { limiter, limit: 3 });
 export { handler, stats };
 `,
   );
@@ -215,9 +224,12 @@ export { handler, stats };
     target: ts.ScriptTarget.ES2022,
     module: ts.ModuleKind.NodeNext,
     moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    lib: ["lib.es2022.d.ts", "lib.dom.d.ts", "lib.esnext.disposable.d.ts"],
+    // No @types/node and no lib beyond ES2022 and the DOM: the package's
+    // declarations must bring what else they need.
+    lib: ["lib.es2022.d.ts", "lib.dom.d.ts"],
     types: [],
     strict: true,
+    skipLibCheck: false,
     noEmit: true,
   });
   report(ts.getPreEmitDiagnostics(consumer));

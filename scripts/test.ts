@@ -40,7 +40,7 @@ const steps: Step[] = [
   {
     name: "doc lint",
     command: deno,
-    args: ["doc", "--lint", "mod.ts"],
+    args: ["run", "--allow-run", "--allow-read", "scripts/doc_lint.ts"],
   },
   {
     name: "doc examples",

@@ -29,9 +29,16 @@ export class WaitQueue<T extends WaitNode> {
     this.size++;
   }
 
-  /** Removes and returns the oldest waiter (`newest: false`) or the newest. */
-  take(newest: boolean): T | undefined {
-    const node = newest ? this.#tail : this.#head;
+  /** Removes and returns the waiter that came first. */
+  takeOldest(): T | undefined {
+    const node = this.#head;
+    if (node !== undefined) this.remove(node);
+    return node;
+  }
+
+  /** Removes and returns the waiter that came last. */
+  takeNewest(): T | undefined {
+    const node = this.#tail;
     if (node !== undefined) this.remove(node);
     return node;
   }

@@ -15,8 +15,6 @@ export interface Window {
   noLoadRtt: number;
 }
 
-/** Samples collected at `min` before the first decision. */
-const PROBE_SAMPLES = 10;
 /** The smallest window, so that tiny limits still average a few samples. */
 const MIN_WINDOW = 10;
 
@@ -24,23 +22,32 @@ const MIN_WINDOW = 10;
  * The machinery the adaptive algorithms share. Deciding on every sample
  * overshoots, because the completions of one round all reflect the
  * concurrency before the last change; so samples are gathered into windows
- * of about `limit` and one decision is made per window. The latency with no
- * queueing is measured at start-up by running at `min` for a few samples,
- * and again whenever the limit is back at `min` (so that a downstream that
- * became slower for good is not mistaken for queueing forever).
+ * of about `limit` and one decision is made per window. The limit starts at
+ * `initial` and the latency with no queueing is the lowest seen so far,
+ * learned from the samples at whatever limit is in force (a server that
+ * starts under load must not drop to `min` to measure it). At `min` the
+ * lowest latency of a window replaces it, so that a downstream that became
+ * slower for good is not mistaken for queueing forever. A sample of 0 ms
+ * carries no timing (Workers stop the clock between I/O): it counts for the
+ * load, not for the latency.
  */
 export abstract class Windowed implements LimitAlgorithm {
   readonly min: number;
   readonly max: number;
   /** The options as given, for the subclass to check its own. */
   protected readonly options: Record<string, unknown>;
-  #initial: number;
   #estimate: number;
-  #probing = true;
   #growing = true;
+  /** Whether the first descent from `initial` is still under way. */
+  #descending = true;
+  /** The window before a step down of the descent, while it is tried. */
+  #stepFrom: { estimate: number; rtt: number } | undefined = undefined;
+  /** Windows to wait after a step, whose samples began before it. */
+  #settling = 0;
   #noLoadRtt = Infinity;
 
   #count = 0;
+  #timed = 0;
   #rttSum = 0;
   #rttMin = Infinity;
   #inflightSum = 0;
@@ -48,32 +55,22 @@ export abstract class Windowed implements LimitAlgorithm {
 
   /** Checks the shared options; returns all options for the subclass. */
   constructor(options: unknown, known: readonly string[]) {
-    const o = checkOptionsObject(
-      options,
-      new Set(["initial", "min", "max", ...known]),
-    );
+    const o = checkOptionsObject(options, ["initial", "min", "max", ...known]);
     this.options = o;
-    this.min = checkInteger("min", o.min, 1, 1, false);
-    this.max = checkInteger(
-      "max",
-      o.max,
-      Math.max(1000, this.min),
-      this.min,
-      false,
-    );
-    this.#initial = checkInteger(
-      "initial",
-      o.initial,
-      Math.min(Math.max(20, this.min), this.max),
-      this.min,
-      false,
-    );
-    if (this.#initial > this.max) {
+    this.min = checkInteger("min", o.min, { min: 1, fallback: 1 });
+    this.max = checkInteger("max", o.max, {
+      min: this.min,
+      fallback: Math.max(1000, this.min),
+    });
+    this.#estimate = checkInteger("initial", o.initial, {
+      min: this.min,
+      fallback: Math.min(Math.max(20, this.min), this.max),
+    });
+    if (this.#estimate > this.max) {
       throw new RangeError(
-        `floodgate: option "initial" must be <= max (${this.max}), got ${this.#initial}`,
+        `floodgate: option "initial" must be <= max (${this.max}), got ${this.#estimate}`,
       );
     }
-    this.#estimate = this.min;
   }
 
   get limit(): number {
@@ -82,40 +79,43 @@ export abstract class Windowed implements LimitAlgorithm {
 
   update(sample: LimitSample): void {
     this.#count++;
-    this.#rttSum += sample.rtt;
-    if (sample.rtt < this.#rttMin) this.#rttMin = sample.rtt;
+    if (sample.rtt > 0) {
+      this.#timed++;
+      this.#rttSum += sample.rtt;
+      if (sample.rtt < this.#rttMin) this.#rttMin = sample.rtt;
+    }
     this.#inflightSum += sample.inflight;
     if (sample.dropped) this.#dropped = true;
-    const size = this.#probing
-      ? PROBE_SAMPLES
-      : Math.max(MIN_WINDOW, this.limit);
-    if (this.#count < size) return;
+    if (this.#count < Math.max(MIN_WINDOW, this.limit)) return;
 
-    const window: Window = {
-      limit: this.limit,
-      rtt: this.#rttSum / this.#count,
-      inflight: this.#inflightSum / this.#count,
-      dropped: this.#dropped,
-      noLoadRtt: this.#noLoadRtt,
-    };
-    this.#count = this.#rttSum = this.#inflightSum = 0;
     const windowMin = this.#rttMin;
-    this.#rttMin = Infinity;
-    this.#dropped = false;
-
-    if (this.#probing || this.limit <= this.min) {
+    if (this.limit <= this.min && windowMin !== Infinity) {
       // At `min` nothing queues: this is the latency of the work itself.
       this.#noLoadRtt = windowMin;
     } else if (windowMin < this.#noLoadRtt) {
       this.#noLoadRtt = windowMin;
     }
-    if (this.#probing) {
-      this.#probing = false;
-      this.#estimate = this.#initial;
-      return;
-    }
-    window.noLoadRtt = this.#noLoadRtt;
-    const congested = this.congested(window);
+    const window: Window = {
+      limit: this.limit,
+      // No timed sample: as fast as the fastest seen, no sign of queueing.
+      rtt: this.#timed === 0 ? 0 : this.#rttSum / this.#timed,
+      inflight: this.#inflightSum / this.#count,
+      dropped: this.#dropped,
+      noLoadRtt: this.#noLoadRtt,
+    };
+    this.#count =
+      this.#timed =
+      this.#rttSum =
+      this.#inflightSum =
+        0;
+    this.#rttMin = Infinity;
+    this.#dropped = false;
+
+    if (this.#descending && this.#descend(window)) return;
+    // Latency says nothing until a timed sample gave the no-load latency.
+    const congested = window.dropped ||
+      (window.rtt > 0 && window.noLoadRtt !== Infinity &&
+        this.congested(window));
     let next: number;
     if (!congested && window.inflight < window.limit / 2) {
       // Most of the limit went unused: the window says nothing about it.
@@ -130,7 +130,53 @@ export abstract class Windowed implements LimitAlgorithm {
     this.#estimate = Math.min(this.max, Math.max(this.min, next));
   }
 
-  /** Whether a window shows queueing (or drops). */
+  /**
+   * The first windows at `initial` cannot tell queueing from work: a server
+   * that starts above the capacity of what it calls sees only inflated
+   * latencies. So the limit steps down by a quarter while each step buys a
+   * proportionate share of the latency back (the load cut was only
+   * queueing), and returns to the last step when one does not. Returns
+   * whether the window was used for that.
+   */
+  #descend(window: Window): boolean {
+    if (this.#settling > 0) {
+      this.#settling--;
+      return true;
+    }
+    const from = this.#stepFrom;
+    this.#stepFrom = undefined;
+    if (from !== undefined) {
+      const cut = 1 - this.#estimate / from.estimate;
+      if (window.rtt > 0 && window.rtt <= from.rtt * (1 - cut / 2)) {
+        // The step was queueing: the lower limit stays; try the next one.
+        this.#growing = false;
+        return this.#stepDown(window);
+      }
+      this.#estimate = from.estimate;
+      this.#descending = false;
+      return true;
+    }
+    if (window.dropped || window.rtt === 0) return false;
+    if (window.inflight < window.limit / 2) return true;
+    return this.#stepDown(window);
+  }
+
+  #stepDown(window: Window): boolean {
+    const next = Math.max(this.min, Math.floor(this.#estimate * 0.75));
+    if (next === Math.floor(this.#estimate)) {
+      this.#descending = false;
+      return true;
+    }
+    this.#stepFrom = { estimate: this.#estimate, rtt: window.rtt };
+    this.#estimate = next;
+    this.#settling = 1;
+    return true;
+  }
+
+  /**
+   * Whether a window shows queueing. Called only with a measured latency
+   * (`rtt > 0`) and a known, finite `noLoadRtt`.
+   */
   protected abstract congested(window: Window): boolean;
 
   /** The next limit estimate after a window, past slow start. */

@@ -37,12 +37,21 @@ class Aimd extends Windowed {
   constructor(options: AimdOptions | undefined) {
     super(options, ["backoff", "tolerance", "increase"]);
     const o = this.options;
-    this.#backoff = checkNumber("backoff", o.backoff, 0.9, 0, 1, true);
-    if (this.#backoff === 1) {
-      throw new RangeError(`floodgate: option "backoff" must be < 1, got 1`);
-    }
-    this.#tolerance = checkNumber("tolerance", o.tolerance, 1.2, 1, Infinity);
-    this.#increase = checkNumber("increase", o.increase, 1, 0, Infinity, true);
+    this.#backoff = checkNumber("backoff", o.backoff, {
+      fallback: 0.9,
+      above: 0,
+      below: 1,
+    });
+    this.#tolerance = checkNumber("tolerance", o.tolerance, {
+      fallback: 1.2,
+      min: 1,
+      max: Infinity,
+    });
+    this.#increase = checkNumber("increase", o.increase, {
+      fallback: 1,
+      above: 0,
+      max: Infinity,
+    });
     this.#step = this.#increase;
   }
 
@@ -78,7 +87,7 @@ class Aimd extends Windowed {
  *   limit: aimd({ initial: 10, max: 200 }),
  *   queue: 100,
  * });
- * console.log(fetch.stats().limit); // 1 while the no-load latency is probed
+ * console.log(fetch.stats().limit); // 10, from the start
  * ```
  *
  * @param options The bounds and the tuning knobs.

@@ -34,13 +34,27 @@ class Gradient extends Windowed {
   constructor(options: GradientOptions | undefined) {
     super(options, ["tolerance", "queue", "smoothing"]);
     const o = this.options;
-    this.#tolerance = checkNumber("tolerance", o.tolerance, 1.1, 1, Infinity);
-    this.#queue = checkNumber("queue", o.queue, 0.1, 0, 1, true);
-    this.#smoothing = checkNumber("smoothing", o.smoothing, 0.5, 0, 1, true);
+    this.#tolerance = checkNumber("tolerance", o.tolerance, {
+      fallback: 1.1,
+      min: 1,
+      max: Infinity,
+    });
+    this.#queue = checkNumber("queue", o.queue, {
+      fallback: 0.1,
+      above: 0,
+      max: 1,
+    });
+    this.#smoothing = checkNumber("smoothing", o.smoothing, {
+      fallback: 0.5,
+      above: 0,
+      max: 1,
+    });
   }
 
   #gradient(window: Window): number {
     if (window.dropped) return 0.5;
+    // No measured latency, or none to compare with: no sign of queueing.
+    if (!(window.rtt > 0) || window.noLoadRtt === Infinity) return 1;
     const ratio = (this.#tolerance * window.noLoadRtt) / window.rtt;
     return Math.min(1, Math.max(0.5, ratio));
   }

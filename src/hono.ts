@@ -1,5 +1,6 @@
 import type { Context, Env, MiddlewareHandler, Next } from "hono";
-import { gate, type GateOptions, type ThrottleControls } from "./throttle.ts";
+import { type Adapter, gate } from "./_gate.ts";
+import type { ThrottleControls, ThrottleOptions } from "./throttle.ts";
 
 /**
  * Options for the Hono middleware: those of the fetch wrapper's `throttle`,
@@ -16,7 +17,10 @@ import { gate, type GateOptions, type ThrottleControls } from "./throttle.ts";
  * };
  * ```
  */
-export type HonoThrottleOptions<E extends Env = Env> = GateOptions<Context<E>>;
+export type HonoThrottleOptions<E extends Env = Env> = ThrottleOptions<
+  [],
+  Context<E>
+>;
 
 /**
  * A Hono middleware with the controls of a throttled handler.
@@ -36,6 +40,49 @@ export type HonoThrottleOptions<E extends Env = Env> = GateOptions<Context<E>>;
 export type ThrottleMiddleware<E extends Env = Env> =
   & MiddlewareHandler<E>
   & ThrottleControls;
+
+/** The arguments the gate passes to the route: Hono's own. */
+type RouteArguments = [Context, Next];
+
+// A route that threw was answered by onError: for an adaptive limit that is
+// a drop. Hono's env is what the server passed after the request.
+const hono: Adapter<Context, RouteArguments> = {
+  subject: (_request, [c]) => c,
+  dropped: ([c]) => c.error !== undefined,
+  server: ([c]) => c.env,
+  callbackArguments: () => [] as unknown as RouteArguments,
+};
+
+/**
+ * Releases the slot held by `wrapped` (the route's answer, re-wrapped to
+ * release when its body ends) if an outer middleware replaces it with a
+ * response that does not stream it, such as a custom error page: nobody
+ * would read that body, and the slot would wait for the garbage collector.
+ */
+function cancelWhenReplaced(c: Context, wrapped: Response): void {
+  let owner: object | null = c;
+  let accessor: PropertyDescriptor | undefined;
+  while (owner !== null && accessor === undefined) {
+    accessor = Object.getOwnPropertyDescriptor(owner, "res");
+    owner = Object.getPrototypeOf(owner);
+  }
+  if (accessor?.get === undefined || accessor.set === undefined) return;
+  const { get, set } = accessor;
+  Object.defineProperty(c, "res", {
+    configurable: true,
+    get,
+    set(value: Response | undefined) {
+      const body = wrapped.body;
+      set.call(c, value);
+      if (
+        value !== wrapped && body !== null && !body.locked &&
+        !wrapped.bodyUsed && value?.body !== body
+      ) {
+        body.cancel().catch(() => {});
+      }
+    },
+  });
+}
 
 /** Calls the rest of the chain; the route's answer is `c.res`. */
 async function runRoute(
@@ -92,19 +139,18 @@ async function runRoute(
 export function throttle<E extends Env = Env>(
   options?: HonoThrottleOptions<E>,
 ): ThrottleMiddleware<E> {
-  const gated = gate(
-    runRoute,
-    options as GateOptions<Context, [Context, Next]>,
-    // A route that threw was answered by onError: for an adaptive limit
-    // that is a drop.
-    {
-      subject: (_request, [c]) => c,
-      dropped: ([c]) => c.error !== undefined,
-      // Hono's env is what the server passed after the request.
-      server: ([c]) => c.env,
-    },
-  );
+  if (typeof options === "function") {
+    throw new TypeError(
+      'floodgate/hono: throttle(options) makes a Hono middleware and takes no handler; to wrap a fetch handler use throttle(handler, options) from "floodgate"',
+    );
+  }
+  const gated = gate(runRoute, options, hono);
   const middleware: MiddlewareHandler<E> = async function throttle(c, next) {
+    if (c instanceof Request) {
+      throw new TypeError(
+        'floodgate/hono: this is a Hono middleware, for app.use(...); to throttle a fetch handler use throttle(handler, options) from "floodgate"',
+      );
+    }
     let ran = false;
     const response = await gated(c.req.raw, c as Context, () => {
       ran = true;
@@ -117,6 +163,7 @@ export function throttle<E extends Env = Env>(
     if (response !== c.res) {
       c.res = undefined;
       c.res = response;
+      cancelWhenReplaced(c, response);
     }
   };
   return Object.assign(middleware, {

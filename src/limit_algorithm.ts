@@ -30,7 +30,7 @@ export function isLimitAlgorithm(value: unknown): value is LimitAlgorithm {
 /** The bounds every adaptive algorithm takes. */
 export interface AdaptiveOptions {
   /**
-   * The limit to start from, after a short probe of the no-load latency.
+   * The limit from creation on, until the measurements move it.
    *
    * @default {20}
    */

@@ -5,8 +5,7 @@ import {
   checkInteger,
   checkOptionsObject,
 } from "./_options.ts";
-import { WaitNode, WaitQueue } from "./_queue.ts";
-import { RejectedError, type RejectReason } from "./rejected_error.ts";
+import { type Hold, Slots, type SlotsConfig, Waiter } from "./_slots.ts";
 import { isLimitAlgorithm, type LimitAlgorithm } from "./limit_algorithm.ts";
 
 /** Options for {@linkcode Limiter}. */
@@ -94,162 +93,92 @@ export interface LimiterStats {
 }
 
 /** The names of the options {@linkcode Limiter} takes. */
-export const LIMITER_OPTIONS: readonly string[] = [
+export const LIMITER_OPTION_NAMES = [
   "limit",
   "queue",
   "queueTimeout",
   "order",
   "dryRun",
-];
-const OPTIONS: ReadonlySet<string> = new Set(LIMITER_OPTIONS);
+] as const;
 
 /** Checks `value` as a limit; shared by the constructor and the setter. */
-function checkLimit(
-  value: unknown,
-  fallback?: number,
-): number | LimitAlgorithm {
+function checkLimit(value: unknown): number | LimitAlgorithm {
   if (isLimitAlgorithm(value)) return value;
-  return checkInteger("limit", value, fallback, 1);
+  return checkInteger("limit", value, { min: 1, infinite: true });
 }
 
 /**
- * An algorithm's limit as an integer >= 1: a buggy algorithm must not stop
- * every request (0 or NaN) or break the counting (a fraction).
+ * Checks limiter options that were already found to be an object with known
+ * names only.
  */
-function sane(limit: number): number {
-  return limit >= 1 ? Math.floor(limit) : 1;
+export function checkLimiterOptions(o: LimiterOptions): SlotsConfig {
+  return {
+    limit: o.limit === undefined ? 100 : checkLimit(o.limit),
+    queue: checkInteger("queue", o.queue, {
+      min: 0,
+      infinite: true,
+      fallback: 0,
+    }),
+    queueTimeout: checkDuration("queueTimeout", o.queueTimeout, Infinity),
+    order: checkChoice("order", o.order, { choices: ["fifo", "lifo"] }),
+    dryRun: checkBoolean("dryRun", o.dryRun),
+  };
 }
 
-class Waiter extends WaitNode {
-  resolve: (permit: Permit) => void;
-  reject: (reason: unknown) => void;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined = undefined;
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
-
-  constructor(
-    resolve: (permit: Permit) => void,
-    reject: (reason: unknown) => void,
-    signal: AbortSignal | undefined,
-  ) {
-    super();
-    this.resolve = resolve;
-    this.reject = reject;
-    this.signal = signal;
-  }
-
-  /** Drops the timer and the abort listener, so nothing outlives the wait. */
-  settle(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    if (this.onAbort !== undefined) {
-      this.signal!.removeEventListener("abort", this.onAbort);
-    }
-    this.signal = this.onAbort = this.timer = undefined;
-  }
-}
-
+/** A permit: one held slot, given back exactly once. */
 class LimiterPermit implements Permit {
-  #limiter: Limiter | undefined;
-  #granted: number;
-  #inflight: number;
+  #slots: Slots | undefined;
+  readonly #hold: Hold;
 
-  constructor(limiter: Limiter, granted: number, inflight: number) {
-    this.#limiter = limiter;
-    this.#granted = granted;
-    this.#inflight = inflight;
+  constructor(slots: Slots, hold: Hold) {
+    this.#slots = slots;
+    this.#hold = hold;
   }
 
   release(): void {
-    this.end(false);
+    const slots = this.#slots;
+    if (slots === undefined) return;
+    this.#slots = undefined;
+    slots.release(this.#hold, false);
   }
 
   [Symbol.dispose](): void {
-    this.end(false);
-  }
-
-  /** Releases once; `dropped` tells an adaptive limit the work failed. */
-  end(dropped: boolean): void {
-    const limiter = this.#limiter;
-    if (limiter === undefined) return;
-    this.#limiter = undefined;
-    // inflight is 0 for a permit granted under a static limit.
-    if (this.#inflight === 0) leave(limiter);
-    else leaveSampled(limiter, this.#granted, this.#inflight, dropped);
+    this.release();
   }
 }
 
-/** Calls `fn` and ends `permit` when its result settles. */
-function settleNow<T>(
-  permit: LimiterPermit,
+/**
+ * Calls `fn` in a slot already held and releases it when `fn`'s result
+ * settles, whatever `fn` returns: a thenable that calls back twice, or whose
+ * `then` throws, still releases exactly once.
+ */
+function runHeld<T>(
+  slots: Slots,
+  hold: Hold,
   fn: () => T | PromiseLike<T>,
 ): Promise<T> {
   let result: T | PromiseLike<T>;
   try {
     result = fn();
   } catch (error) {
-    permit.end(true);
+    slots.release(hold, true);
     return Promise.reject(error);
   }
   return Promise.resolve(result).then((value) => {
-    permit.end(false);
+    slots.release(hold, false);
     return value;
   }, (error) => {
-    permit.end(true);
+    slots.release(hold, true);
     throw error;
   });
 }
 
-/** Calls `fn`, ends `permit` when its result settles, and passes it on. */
-function settle<T>(
-  permit: LimiterPermit,
-  fn: () => T | PromiseLike<T>,
-  resolve: (value: T) => void,
-  reject: (reason: unknown) => void,
-): void {
-  let result: T | PromiseLike<T>;
-  try {
-    result = fn();
-  } catch (error) {
-    permit.end(true);
-    return reject(error);
-  }
-  if (typeof (result as PromiseLike<T> | undefined)?.then !== "function") {
-    permit.end(false);
-    return resolve(result as T);
-  }
-  (result as PromiseLike<T>).then((value) => {
-    permit.end(false);
-    resolve(value);
-  }, (error) => {
-    permit.end(true);
-    reject(error);
-  });
-}
+const slotsOfLimiter = new WeakMap<Limiter, Slots>();
 
-/**
- * Takes a slot without a {@linkcode Permit} object, for the fetch wrapper's
- * fast path. Returns `false` when the caller has to wait or be rejected.
- */
-export let enter: (limiter: Limiter) => boolean;
-/** Gives back a slot taken by `enter` (or held by a permit). */
-export let leave: (limiter: Limiter) => void;
-/**
- * After `enter` failed: the reason to reject at once (counted), or
- * `undefined` when the caller may queue through `acquire`.
- */
-export let deny: (limiter: Limiter) => RejectReason | undefined;
-/** Whether the limit is a {@linkcode LimitAlgorithm} that wants samples. */
-export let isAdaptive: (limiter: Limiter) => boolean;
-/**
- * Gives back a slot granted at `granted` (from `performance.now()`) with
- * `inflight` permits held, feeding the sample to an adaptive limit.
- */
-export let leaveSampled: (
-  limiter: Limiter,
-  granted: number,
-  inflight: number,
-  dropped: boolean,
-) => void;
+/** The slots behind `limiter`, for the fetch wrapper. */
+export function slotsOf(limiter: Limiter): Slots {
+  return slotsOfLimiter.get(limiter)!;
+}
 
 /**
  * Caps how many pieces of work run at once: at most `limit` permits are held,
@@ -279,30 +208,7 @@ export let leaveSampled: (
  * ```
  */
 export class Limiter {
-  #limit: number;
-  #algorithm: LimitAlgorithm | undefined = undefined;
-  #queue: number;
-  #queueTimeout: number;
-  #lifo: boolean;
-  #dryRun: boolean;
-
-  #active = 0;
-  #waiters = new WaitQueue<Waiter>();
-  #admitted = 0;
-  #rejected = 0;
-  #timedOut = 0;
-  #aborted = 0;
-  #closed: Promise<void> | undefined = undefined;
-  #resolveClosed: (() => void) | undefined = undefined;
-
-  static {
-    enter = (limiter) => limiter.#enter();
-    leave = (limiter) => limiter.#leave();
-    deny = (limiter) => limiter.#deny();
-    isAdaptive = (limiter) => limiter.#algorithm !== undefined;
-    leaveSampled = (limiter, granted, inflight, dropped) =>
-      limiter.#leaveSampled(granted, inflight, dropped);
-  }
+  readonly #slots: Slots;
 
   /**
    * Creates a limiter. Every option is checked here, never later.
@@ -312,16 +218,9 @@ export class Limiter {
    * @throws {RangeError} If a number is out of range.
    */
   constructor(options?: LimiterOptions) {
-    const o = checkOptionsObject(options, OPTIONS);
-    this.#limit = this.#use(checkLimit(o.limit, 100));
-    this.#queue = checkInteger("queue", o.queue, 0, 0);
-    this.#queueTimeout = checkDuration(
-      "queueTimeout",
-      o.queueTimeout,
-      Infinity,
-    );
-    this.#lifo = checkChoice("order", o.order, ["fifo", "lifo"]) === "lifo";
-    this.#dryRun = checkBoolean("dryRun", o.dryRun);
+    const checked = checkOptionsObject(options, LIMITER_OPTION_NAMES);
+    this.#slots = new Slots(checkLimiterOptions(checked));
+    slotsOfLimiter.set(this, this.#slots);
   }
 
   /**
@@ -336,22 +235,21 @@ export class Limiter {
    * or `Infinity`.
    */
   get limit(): number {
-    return this.#limit;
+    return this.#slots.limit;
   }
 
   set limit(value: number | LimitAlgorithm) {
-    this.#limit = this.#use(checkLimit(value));
-    this.#drain();
+    this.#slots.limit = checkLimit(value);
   }
 
   /** Permits held now. */
   get active(): number {
-    return this.#active;
+    return this.#slots.active;
   }
 
   /** Callers waiting for a permit now. */
   get queued(): number {
-    return this.#waiters.size;
+    return this.#slots.queued;
   }
 
   /**
@@ -360,8 +258,10 @@ export class Limiter {
    * @returns A permit, or `undefined` (counted as rejected).
    */
   tryAcquire(): Permit | undefined {
-    if (this.#enter()) return this.#permit();
-    this.#rejected++;
+    const slots = this.#slots;
+    const hold = slots.acquireNow();
+    if (hold !== undefined) return new LimiterPermit(slots, hold);
+    slots.countRejection();
     return undefined;
   }
 
@@ -374,18 +274,24 @@ export class Limiter {
    * signal aborts first.
    */
   acquire(options?: AcquireOptions): Promise<Permit> {
+    const slots = this.#slots;
     const signal = options?.signal;
-    const now = this.#start(signal);
-    if (now instanceof LimiterPermit) return Promise.resolve(now);
-    if (now !== undefined) return Promise.reject(now.error);
-    return new Promise((resolve, reject) =>
-      this.#enqueue(signal, resolve, reject)
-    );
+    if (signal?.aborted !== true) {
+      const hold = slots.acquireNow();
+      if (hold !== undefined) {
+        return Promise.resolve(new LimiterPermit(slots, hold));
+      }
+    }
+    return new Promise((resolve, reject) => {
+      const grant = (hold: Hold) => resolve(new LimiterPermit(slots, hold));
+      slots.enqueue(new Waiter(grant, reject), signal);
+    });
   }
 
   /**
    * Runs `fn` with a permit: acquires one, calls `fn`, and releases the
-   * permit when the promise `fn` returns settles.
+   * permit when the result `fn` returns settles. A queued `fn` runs in a
+   * microtask of its own, never inside another caller's `release()`.
    *
    * @param fn The work to run.
    * @param options An optional `signal` to give up waiting.
@@ -396,18 +302,16 @@ export class Limiter {
     fn: () => T | PromiseLike<T>,
     options?: AcquireOptions,
   ): Promise<T> {
+    const slots = this.#slots;
     const signal = options?.signal;
-    const now = this.#start(signal);
-    if (now !== undefined && !(now instanceof LimiterPermit)) {
-      return Promise.reject(now.error);
+    if (signal?.aborted !== true) {
+      const hold = slots.acquireNow();
+      if (hold !== undefined) return runHeld(slots, hold, fn);
     }
-    if (now !== undefined) return settleNow(now, fn);
-    // A queued call runs `fn` from the grant itself, without a promise for
-    // the acquisition.
     return new Promise<T>((resolve, reject) => {
-      this.#enqueue(signal, (permit) => {
-        settle(permit as LimiterPermit, fn, resolve, reject);
-      }, reject);
+      const grant = (hold: Hold) =>
+        queueMicrotask(() => resolve(runHeld(slots, hold, fn)));
+      slots.enqueue(new Waiter(grant, reject), signal);
     });
   }
 
@@ -417,14 +321,12 @@ export class Limiter {
    * @returns A new object; later changes do not show in it.
    */
   stats(): LimiterStats {
+    const slots = this.#slots;
     return {
-      limit: this.#limit,
-      active: this.#active,
-      queued: this.#waiters.size,
-      admitted: this.#admitted,
-      rejected: this.#rejected,
-      timedOut: this.#timedOut,
-      aborted: this.#aborted,
+      limit: slots.limit,
+      active: slots.active,
+      queued: slots.queued,
+      ...slots.counters(),
     };
   }
 
@@ -436,156 +338,6 @@ export class Limiter {
    * @returns A promise that resolves once `active` is 0.
    */
   close(): Promise<void> {
-    if (this.#closed === undefined) {
-      this.#closed = new Promise((resolve) => this.#resolveClosed = resolve);
-      for (
-        let w = this.#waiters.take(false);
-        w;
-        w = this.#waiters.take(false)
-      ) {
-        this.#rejected++;
-        w.settle();
-        w.reject(new RejectedError("closed"));
-      }
-      if (this.#active === 0) this.#resolveClosed!();
-    }
-    return this.#closed;
-  }
-
-  /**
-   * The start of every acquisition: a permit if one is free, what to reject
-   * with if the caller may not wait, or `undefined` to queue.
-   */
-  #start(
-    signal: AbortSignal | undefined,
-  ): LimiterPermit | { error: unknown } | undefined {
-    if (this.#closed === undefined && signal?.aborted) {
-      this.#aborted++;
-      return { error: signal.reason };
-    }
-    if (this.#enter()) return this.#permit();
-    const reason = this.#deny();
-    return reason === undefined
-      ? undefined
-      : { error: new RejectedError(reason) };
-  }
-
-  /** Queues a caller; `grant` receives its permit, `fail` the error. */
-  #enqueue(
-    signal: AbortSignal | undefined,
-    grant: (permit: Permit) => void,
-    fail: (reason: unknown) => void,
-  ): void {
-    const waiter = new Waiter(grant, fail, signal);
-    if (signal !== undefined) {
-      waiter.onAbort = () => this.#abandon(waiter, false);
-      signal.addEventListener("abort", waiter.onAbort);
-    }
-    if (this.#queueTimeout !== Infinity) {
-      waiter.timer = setTimeout(
-        () => this.#abandon(waiter, true),
-        this.#queueTimeout,
-      );
-    }
-    this.#waiters.push(waiter);
-  }
-
-  #enter(): boolean {
-    if (
-      this.#active < this.#limit && this.#waiters.size === 0 &&
-      this.#closed === undefined
-    ) {
-      this.#active++;
-      this.#admitted++;
-      return true;
-    }
-    if (this.#dryRun && this.#closed === undefined) {
-      this.#rejected++;
-      this.#active++;
-      this.#admitted++;
-      return true;
-    }
-    return false;
-  }
-
-  #deny(): RejectReason | undefined {
-    if (this.#closed !== undefined) {
-      this.#rejected++;
-      return "closed";
-    }
-    if (this.#waiters.size >= this.#queue) {
-      this.#rejected++;
-      return "full";
-    }
-    return undefined;
-  }
-
-  /** Remembers an algorithm, and returns the limit to enforce now. */
-  #use(limit: number | LimitAlgorithm): number {
-    if (typeof limit === "number") {
-      this.#algorithm = undefined;
-      return limit;
-    }
-    this.#algorithm = limit;
-    return sane(limit.limit);
-  }
-
-  /** A permit for a slot just taken, timed when the limit is adaptive. */
-  #permit(): LimiterPermit {
-    return this.#algorithm === undefined
-      ? new LimiterPermit(this, 0, 0)
-      : new LimiterPermit(this, performance.now(), this.#active);
-  }
-
-  #leaveSampled(granted: number, inflight: number, dropped: boolean): void {
-    const algorithm = this.#algorithm;
-    // A permit granted before the limit became adaptive has no timing.
-    if (algorithm !== undefined && inflight > 0) {
-      try {
-        algorithm.update({
-          rtt: performance.now() - granted,
-          inflight,
-          dropped,
-        });
-        this.#limit = sane(algorithm.limit);
-      } catch (error) {
-        // The slot must still come back; the algorithm's bug surfaces as an
-        // uncaught error instead of breaking the caller's release().
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
-    }
-    this.#leave();
-  }
-
-  #leave(): void {
-    this.#active--;
-    if (this.#waiters.size !== 0) this.#drain();
-    else if (this.#active === 0) this.#resolveClosed?.();
-  }
-
-  /** Hands free permits to waiters, in order, while the limit allows. */
-  #drain(): void {
-    while (this.#waiters.size !== 0 && this.#active < this.#limit) {
-      const waiter = this.#waiters.take(this.#lifo)!;
-      waiter.settle();
-      this.#active++;
-      this.#admitted++;
-      waiter.resolve(this.#permit());
-    }
-  }
-
-  /** Removes a waiter that timed out or whose signal aborted. */
-  #abandon(waiter: Waiter, timedOut: boolean): void {
-    if (!waiter.queued) return;
-    this.#waiters.remove(waiter);
-    const error = timedOut
-      ? new RejectedError("timeout")
-      : waiter.signal!.reason;
-    waiter.settle();
-    if (timedOut) this.#timedOut++;
-    else this.#aborted++;
-    waiter.reject(error);
+    return this.#slots.close();
   }
 }

@@ -27,18 +27,22 @@ class Vegas extends Windowed {
   constructor(options: VegasOptions | undefined) {
     super(options, ["alpha", "beta"]);
     const o = this.options;
-    this.#alpha = checkNumber("alpha", o.alpha, 0.1, 0, 1, true);
-    this.#beta = checkNumber(
-      "beta",
-      o.beta,
-      Math.max(0.2, this.#alpha),
-      this.#alpha,
-      1,
-    );
+    this.#alpha = checkNumber("alpha", o.alpha, {
+      fallback: 0.1,
+      above: 0,
+      max: 1,
+    });
+    this.#beta = checkNumber("beta", o.beta, {
+      fallback: Math.max(0.2, this.#alpha),
+      min: this.#alpha,
+      max: 1,
+    });
   }
 
   /** How many of the permits held were queueing rather than working. */
   #queue(window: Window): number {
+    // No measured latency, or none to compare with: no sign of queueing.
+    if (!(window.rtt > 0) || window.noLoadRtt === Infinity) return 0;
     return window.inflight * (1 - window.noLoadRtt / window.rtt);
   }
 

@@ -185,20 +185,20 @@ test("dryRun with an adaptive limit reports the would-be limit and rejections, e
     await new Promise((resolve) => setTimeout(resolve, 2));
     return new Response("ok");
   }, { limit: algorithm, dryRun: true });
-  // The first 10 samples probe the no-load latency at min (1): of 5 at
-  // once, 4 would be rejected, but all are served.
+  // The limit is 4 from the start: of 5 at once, 1 would be rejected, but
+  // all are served.
   const burst = () =>
     Promise.all(
       Array.from({ length: 5 }, () => handler(new Request("http://x/"))),
     );
   assert.ok((await burst()).every((r) => r.status === 200));
   let stats = handler.stats();
-  assert.deepEqual([stats.limit, stats.admitted, stats.rejected], [1, 5, 4]);
-  // After the probe the algorithm would enforce its initial limit, 4.
+  assert.deepEqual([stats.limit, stats.admitted, stats.rejected], [4, 5, 1]);
   assert.ok((await burst()).every((r) => r.status === 200));
   stats = handler.stats();
-  assert.equal(stats.limit, 4);
-  assert.equal(stats.admitted, 10);
+  // Shadow mode: the limit shown is the one the algorithm would enforce.
+  assert.equal(stats.limit, algorithm.limit);
+  assert.deepEqual([stats.admitted, stats.active], [10, 0]);
   assert.equal(stats.active, 0);
 });
 
@@ -210,9 +210,13 @@ test("aimd(), vegas() and gradient() check their options when created", () => {
     assert.throws(() => factory({ initial: 2, min: 5 }), RangeError);
     assert.throws(() => factory({ min: "1" as never }), TypeError);
     assert.throws(() => factory({ colour: 1 } as never), TypeError);
-    assert.equal(factory({ min: 3 }).limit, 3);
+    assert.equal(factory({ min: 3 }).limit, 20);
+    assert.equal(factory({ min: 30 }).limit, 30);
   }
-  assert.throws(() => aimd({ backoff: 1 }), /"backoff" must be < 1, got 1/);
+  assert.throws(
+    () => aimd({ backoff: 1 }),
+    /"backoff" must be a number > 0 and < 1, got 1/,
+  );
   assert.throws(() => aimd({ backoff: 0 }), RangeError);
   assert.throws(() => aimd({ tolerance: 0.5 }), RangeError);
   assert.throws(() => aimd({ increase: 0 }), RangeError);
@@ -221,4 +225,85 @@ test("aimd(), vegas() and gradient() check their options when created", () => {
   assert.throws(() => gradient({ smoothing: 0 }), RangeError);
   assert.throws(() => gradient({ queue: 2 }), RangeError);
   assert.throws(() => gradient({ tolerance: NaN }), RangeError);
+});
+
+test("aimd(), vegas() and gradient() start at initial and hold it through a burst", async () => {
+  for (const make of [aimd, vegas, gradient]) {
+    assert.equal(make({ initial: 7 }).limit, 7);
+    assert.equal(make().limit, 20);
+    const gates: Array<() => void> = [];
+    const fetch = throttle(
+      () =>
+        new Promise<Response>((resolve) =>
+          gates.push(() => resolve(new Response("ok")))
+        ),
+      { limit: make() },
+    );
+    const burst = Array.from(
+      { length: 20 },
+      () => fetch(new Request("http://localhost/")),
+    );
+    assert.equal(fetch.stats().active, 20);
+    for (const open of gates) open();
+    const statuses = (await Promise.all(burst)).map((r) => r.status);
+    assert.deepEqual(new Set(statuses), new Set([200]));
+  }
+});
+
+test("aimd(), vegas() and gradient() stay finite and steady when the clock does not move", () => {
+  for (const make of [aimd, vegas, gradient]) {
+    const algorithm = make({ initial: 10 });
+    for (let i = 0; i < 100; i++) {
+      algorithm.update({ rtt: 0, inflight: algorithm.limit, dropped: false });
+    }
+    assert.ok(
+      Number.isInteger(algorithm.limit),
+      `${make.name}: ${algorithm.limit}`,
+    );
+    assert.ok(algorithm.limit >= 10, `${make.name} fell to ${algorithm.limit}`);
+    const before = algorithm.limit;
+    // A steady latency measured later is not congestion.
+    for (let i = 0; i < 500; i++) {
+      algorithm.update({
+        rtt: i % 2 === 0 ? 0 : 3,
+        inflight: algorithm.limit,
+        dropped: false,
+      });
+    }
+    assert.ok(
+      algorithm.limit >= before,
+      `${make.name} fell from ${before} to ${algorithm.limit}`,
+    );
+  }
+});
+
+test("Limiter keeps the last good limit and serves on when an algorithm's update throws", async () => {
+  const errors: unknown[] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => void errors.push(args);
+  try {
+    let calls = 0;
+    const broken: LimitAlgorithm = {
+      get limit() {
+        return calls < 3 ? 4 : 2;
+      },
+      update() {
+        if (++calls >= 3) throw new Error("bug in the algorithm");
+      },
+    };
+    const limiter = new Limiter({ limit: broken, queue: 100 });
+    const results = await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, i) => limiter.run(() => tick().then(() => i)),
+      ),
+    );
+    assert.equal(results.length, 20);
+    await tick();
+    assert.equal(limiter.active, 0);
+    assert.equal(limiter.limit, 4, "the last good limit");
+    assert.equal(errors.length, 1, "reported once");
+  } finally {
+    console.error = original;
+  }
 });

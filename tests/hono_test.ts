@@ -157,6 +157,7 @@ test("hono throttle() with release body keeps headers and frees HEAD at once", a
     c.header("set-cookie", "a=1", { append: true });
     c.header("set-cookie", "b=2", { append: true });
     c.header("x-route", "yes");
+    c.header("content-type", "application/octet-stream");
     return c.body(new ReadableStream({ pull() {} }), 202);
   });
   const head = await app.request("/", { method: "HEAD" });
@@ -225,4 +226,50 @@ test("importing the core module never loads Hono", async () => {
     }
   }
   assert.ok(seen.size >= 5, `followed only ${seen.size} modules`);
+});
+
+test("hono throttle() with release body frees the slot when an outer middleware replaces the response", async () => {
+  const gate = throttle({ limit: 1, release: "body" });
+  const app = new Hono()
+    .use(async (c, next) => {
+      await next();
+      if (c.res.status === 404) {
+        c.res = new Response("custom 404", { status: 404 });
+      }
+    })
+    .use(gate)
+    .get("/", (c) => c.text("ok"));
+  for (let i = 0; i < 3; i++) {
+    const response = await app.request("/missing");
+    assert.equal(response.status, 404);
+    assert.equal(await response.text(), "custom 404");
+    assert.equal(gate.stats().active, 0);
+  }
+  const kept = new Hono()
+    .use(async (c, next) => {
+      await next();
+      c.res = new Response(c.res.body, c.res);
+      c.res.headers.set("x-outer", "1");
+    })
+    .use(throttle({ limit: 1, release: "body" }))
+    .get("/", (c) => c.text("streamed through"));
+  const response = await kept.request("/");
+  assert.equal(response.headers.get("x-outer"), "1");
+  assert.equal(await response.text(), "streamed through");
+});
+
+test("hono throttle() explains its use when given a handler or called as a fetch handler", async () => {
+  assert.throws(
+    () => throttle((() => new Response()) as never),
+    /middleware.*throttle\(handler/,
+  );
+  const middleware = throttle();
+  await assert.rejects(
+    async () =>
+      await middleware(
+        new Request("http://localhost/") as never,
+        (() => {}) as never,
+      ),
+    /app\.use\(/,
+  );
 });

@@ -329,3 +329,94 @@ test("Limiter removes waiters from the middle of a long queue", async () => {
   assert.equal(limiter.active, 0);
   assert.equal(limiter.stats().aborted, 500);
 });
+
+test("Limiter.run settles every queued synchronous job, however long the queue", async () => {
+  const limiter = new Limiter({ limit: 1, queue: Infinity });
+  const held = limiter.tryAcquire()!;
+  const jobs = Array.from({ length: 50_000 }, (_, i) => limiter.run(() => i));
+  held.release();
+  const results = await Promise.all(jobs);
+  assert.equal(results.length, 50_000);
+  assert.equal(results[49_999], 49_999);
+  assert.equal(limiter.active, 0);
+  await limiter.close();
+});
+
+test("Limiter.run settles 10,000 queued jobs of which most answer synchronously", async () => {
+  const limiter = new Limiter({ limit: 10, queue: Infinity });
+  const cache = new Map<number, number>();
+  const jobs = Array.from({ length: 10_000 }, (_, i) =>
+    limiter.run(() => {
+      const hit = cache.get(i % 50);
+      if (hit !== undefined) return hit;
+      return tick().then(() => {
+        cache.set(i % 50, i);
+        return i;
+      });
+    }));
+  const results = await Promise.allSettled(jobs);
+  assert.equal(results.filter((r) => r.status === "fulfilled").length, 10_000);
+  assert.deepEqual([limiter.active, limiter.queued], [0, 0]);
+  await limiter.close();
+});
+
+/** A thenable that breaks the rules: it calls back twice, then fails too. */
+const twice: PromiseLike<number> = {
+  then(
+    onFulfilled?: ((value: number) => unknown) | null,
+    onRejected?: ((reason: unknown) => unknown) | null,
+  ) {
+    onFulfilled?.(1);
+    onFulfilled?.(2);
+    onRejected?.(new Error("late"));
+    return this as unknown as PromiseLike<never>;
+  },
+};
+
+test("Limiter.run releases exactly once for a thenable that calls back twice", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 5 });
+  assert.equal(await limiter.run(() => twice), 1);
+  const held = limiter.tryAcquire()!;
+  const queued = [limiter.run(() => twice), limiter.run(() => twice)];
+  held.release();
+  assert.deepEqual(await Promise.all(queued), [1, 1]);
+  assert.equal(limiter.active, 0);
+  const a = limiter.tryAcquire();
+  assert.ok(a);
+  assert.equal(limiter.tryAcquire(), undefined, "the limit must still hold");
+  a.release();
+});
+
+test("Limiter.run settles a queued job whose thenable's then throws, and frees the slot", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 1 });
+  const broken = {
+    then() {
+      throw new Error("broken then");
+    },
+  };
+  const held = limiter.tryAcquire()!;
+  const queued = limiter.run(() => broken as unknown as PromiseLike<never>);
+  held.release();
+  await assert.rejects(queued, /broken then/);
+  assert.equal(limiter.active, 0);
+  await limiter.close();
+});
+
+test("Limiter keeps waiters queued with a queueTimeout beyond 2^31-1 ms", async () => {
+  for (
+    const queueTimeout of [
+      2 ** 31,
+      30 * 24 * 3600 * 1000,
+      Number.MAX_SAFE_INTEGER,
+    ]
+  ) {
+    const limiter = new Limiter({ limit: 1, queue: 1, queueTimeout });
+    const held = limiter.tryAcquire()!;
+    const waiter = limiter.acquire();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.equal(await settled(waiter), false, `timed out at ${queueTimeout}`);
+    held.release();
+    (await waiter).release();
+    assert.equal(limiter.stats().timedOut, 0);
+  }
+});

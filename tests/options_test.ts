@@ -76,7 +76,7 @@ const throttleCases: Case[] = [
     "retryAfter",
     -1,
     RangeError,
-    'option "retryAfter" must be an integer >= 0, got -1',
+    'option "retryAfter" must be an integer from 0 to 9007199254740991, got -1',
   ],
   ["retryAfter", 1.5, RangeError, "got 1.5"],
   ["retryAfter", Infinity, RangeError, "got Infinity"],
@@ -112,7 +112,7 @@ test("throttle() rejects limiter combined with key or a limiter option", () => {
   const limiter = new Limiter();
   for (const extra of [{ key: () => "k" }, { limit: 5 }, { dryRun: false }]) {
     assert.throws(
-      () => throttle(ok, { limiter, ...extra }),
+      () => throttle(ok, { limiter, ...extra } as never),
       (e) =>
         e instanceof TypeError &&
         e.message.includes('"limiter" cannot be combined with'),
@@ -164,4 +164,30 @@ test("Limiter.limit rejects a bad value on assignment and keeps the old one", ()
   // deno-lint-ignore no-explicit-any
   assert.throws(() => limiter.limit = undefined as any, TypeError);
   assert.equal(limiter.limit, 4);
+});
+
+test("throttle() rejects a retryAfter that Retry-After cannot carry as digits", () => {
+  for (const retryAfter of [1e21, Number.MAX_SAFE_INTEGER + 1, Infinity]) {
+    assert.throws(() => throttle(ok, { retryAfter }), RangeError);
+  }
+  assert.doesNotThrow(() => throttle(ok, { retryAfter: 86_400 }));
+});
+
+test("unknown options list the valid ones and suggest the closest", () => {
+  assert.throws(
+    () => new Limiter({ concurrency: 4 } as never),
+    /unknown option "concurrency"; did you mean "limit"\?.*"queueTimeout"/,
+  );
+  assert.throws(
+    () => throttle(ok, { queueTimout: 4 } as never),
+    /unknown option "queueTimout"; did you mean "queueTimeout"\?/,
+  );
+});
+
+test("the types refuse limiter together with key or a limiter option", () => {
+  const limiter = new Limiter();
+  // @ts-expect-error: a shared limiter carries its own options
+  assert.throws(() => throttle(ok, { limiter, key: () => "k" }), TypeError);
+  // @ts-expect-error: a shared limiter carries its own limit
+  assert.throws(() => throttle(ok, { limiter, limit: 3 }), TypeError);
 });

@@ -211,6 +211,7 @@ test(`${runtime} server: with release body a client that stops reading frees the
           pull: (c) => c.enqueue(new Uint8Array(1024)),
           cancel: () => void (cancelled = true),
         }),
+        { headers: { "content-type": "application/octet-stream" } },
       ),
     { limit: 1, release: "body" },
   );
@@ -250,4 +251,35 @@ test(`${runtime} server: with release body HEAD and 204 responses never hold a s
     await until("no slot held", () => handler.stats().active === 0);
     assert.equal(handler.stats().rejected, 0);
   });
+});
+
+test(`${runtime} server: with release body every body kind reaches the client with the Content-Type it has unthrottled`, async () => {
+  const form = new FormData();
+  form.set("field", "value");
+  const bodies: Record<string, () => BodyInit> = {
+    string: () => "text",
+    bytes: () => new Uint8Array([1, 2]),
+    blob: () => new Blob(["a { }"], { type: "text/css" }),
+    form: () => form,
+    search: () => new URLSearchParams({ a: "1" }),
+  };
+  const kind = (request: Request) => new URL(request.url).pathname.slice(1);
+  const plain = (request: Request) => new Response(bodies[kind(request)]());
+  const gated = throttle(plain, { limit: 1, release: "body" });
+  const types = async (handler: (request: Request) => unknown) => {
+    const seen: Record<string, string | null> = {};
+    await withServer(handler, async (url) => {
+      for (const name of Object.keys(bodies)) {
+        const response = await fetch(`${url}/${name}`);
+        await response.arrayBuffer();
+        seen[name] = response.headers.get("content-type")
+          ?.replace(/boundary=.*/, "boundary") ?? null;
+      }
+    });
+    return seen;
+  };
+  const expected = await types(plain);
+  assert.equal(expected.string?.startsWith("text/plain"), true);
+  assert.deepEqual(await types(gated), expected);
+  assert.equal(gated.stats().active, 0);
 });

@@ -4,6 +4,10 @@ import { Limiter, type RejectInfo, throttle } from "../mod.ts";
 import { collector, deferred, settled, tick } from "./_helpers.ts";
 
 const url = "http://localhost/";
+const ok = () => new Response("ok");
+// Streaming routes name their type; on Bun a body without one frees its slot
+// at once (Bun types string and byte bodies only when it sends them).
+const typed: ResponseInit = { headers: { "content-type": "text/plain" } };
 
 function request(init?: RequestInit, path = "") {
   return new Request(url + path, init);
@@ -391,7 +395,7 @@ function streamed() {
 
 test("throttle() with release body holds the slot until the body is read to the end", async () => {
   const { body, controller } = streamed();
-  const handler = throttle(() => new Response(body), {
+  const handler = throttle(() => new Response(body, typed), {
     limit: 1,
     release: "body",
   });
@@ -408,7 +412,7 @@ test("throttle() with release body holds the slot until the body is read to the 
 });
 
 test("throttle() with release body frees the slot when the body is cancelled or errors", async () => {
-  const handler = throttle(() => new Response(streamed().body), {
+  const handler = throttle(() => new Response(streamed().body, typed), {
     limit: 1,
     release: "body",
   });
@@ -418,7 +422,7 @@ test("throttle() with release body frees the slot when the body is cancelled or 
   assert.equal(handler.stats().active, 0);
 
   const failing = streamed();
-  const erroring = throttle(() => new Response(failing.body), {
+  const erroring = throttle(() => new Response(failing.body, typed), {
     limit: 1,
     release: "body",
   });
@@ -514,7 +518,7 @@ test("throttle() with release body frees at once for HEAD, null bodies and no Re
 
 test("throttle() with release body frees the slot of a body nobody reads once it is collected", async () => {
   const gc = collector();
-  const handler = throttle(() => new Response(streamed().body), {
+  const handler = throttle(() => new Response(streamed().body, typed), {
     limit: 1,
     release: "body",
   });
@@ -525,4 +529,159 @@ test("throttle() with release body frees the slot of a body nobody reads once it
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   assert.equal(handler.stats().active, 0);
+});
+
+test("throttle() with release body frees the slot of a response whose body was already used or locked", async () => {
+  const cached = new Response("cached");
+  const locked = new Response("locked");
+  locked.body!.getReader();
+  for (const response of [cached, locked]) {
+    const fetch = throttle(() => response, { limit: 1, release: "body" });
+    for (let i = 0; i < 3; i++) {
+      const answer = await fetch(request());
+      await answer.text().catch(() => {});
+      assert.equal(fetch.stats().active, 0);
+    }
+    await fetch.close();
+  }
+});
+
+test("throttle() with release body keeps the implicit Content-Type of Blob, FormData and URLSearchParams bodies", async () => {
+  const form = new FormData();
+  form.set("field", "value");
+  const bodies: Array<[BodyInit, RegExp]> = [
+    [new Blob(["a { }"], { type: "text/css" }), /^text\/css/],
+    [form, /^multipart\/form-data; boundary=/],
+    [new URLSearchParams({ a: "1" }), /^application\/x-www-form-urlencoded/],
+  ];
+  for (const [body, type] of bodies) {
+    const fetch = throttle(() => new Response(body), { release: "body" });
+    const response = await fetch(request());
+    assert.match(response.headers.get("content-type") ?? "", type);
+    await response.arrayBuffer();
+    assert.equal(fetch.stats().active, 0);
+  }
+});
+
+test("throttle() releases exactly once for a handler's thenable that calls back twice", async () => {
+  const answer = new Response("ok");
+  const twice = {
+    then(
+      onFulfilled: (value: Response) => unknown,
+      onRejected: (reason: unknown) => unknown,
+    ) {
+      onFulfilled(answer);
+      onFulfilled(answer);
+      onRejected(new Error("late"));
+    },
+  } as unknown as Promise<Response>;
+  for (
+    const options of [{ limit: 1 }, { limit: 1, release: "body" as const }, {
+      limit: 1,
+      key: () => "k",
+    }]
+  ) {
+    const fetch = throttle(() => twice, options);
+    for (let i = 0; i < 3; i++) {
+      await (await fetch(request())).text().catch(() => "");
+    }
+    await tick();
+    assert.equal(fetch.stats().active, 0);
+    const held = deferred<Response>();
+    const calls = { count: 0 };
+    const guard = throttle(() => {
+      calls.count++;
+      return calls.count === 1 ? held.promise : twice;
+    }, options);
+    guard(request());
+    assert.equal(
+      (await guard(request())).status,
+      503,
+      "the limit must still hold",
+    );
+    held.resolve(new Response("done"));
+  }
+});
+
+test("throttle() with key counts each request once when a waiter leaves as the holder releases", async () => {
+  const answer = deferred<Response>();
+  const fetch = throttle(() => answer.promise, {
+    limit: 1,
+    queue: 1,
+    key: () => "k",
+  });
+  const first = fetch(request());
+  const client = new AbortController();
+  const second = fetch(request({ signal: client.signal }));
+  answer.resolve(new Response("first"));
+  client.abort();
+  await first;
+  assert.equal((await second).status, 499);
+  await tick();
+  const stats = fetch.stats();
+  assert.deepEqual(
+    [stats.admitted, stats.aborted, stats.active, stats.keys],
+    [1, 1, 0, 0],
+  );
+});
+
+test("throttle() with key keeps a newer limiter of the same key when an older one retires late", async () => {
+  const gates: Array<(response: Response) => void> = [];
+  const fetch = throttle(() => {
+    const { promise, resolve } = deferred<Response>();
+    gates.push(resolve);
+    return promise;
+  }, { limit: 1, queue: 1, key: () => "k" });
+  const first = fetch(request());
+  const client = new AbortController();
+  const second = fetch(request({ signal: client.signal }));
+  gates[0](new Response("first"));
+  client.abort();
+  // Runs before the aborted waiter's rejection is handled.
+  queueMicrotask(() => void fetch(request()));
+  await first;
+  await second;
+  await tick();
+  assert.equal(fetch.stats().keys, 1, "the newest limiter of the key is live");
+  assert.equal(fetch.stats().active, 1);
+  gates[1](new Response("third"));
+  await tick();
+  assert.deepEqual(
+    [fetch.stats().admitted, fetch.stats().aborted, fetch.stats().keys],
+    [2, 1, 0],
+  );
+});
+
+test("throttle() says that key and skip must be synchronous when they return a promise", () => {
+  assert.throws(
+    // deno-lint-ignore require-await
+    () => throttle(ok, { key: async () => "k" } as never),
+    /"key" must be synchronous, got an async function/,
+  );
+  const promisedKey = throttle(
+    ok,
+    { key: () => Promise.resolve("k") } as never,
+  );
+  assert.throws(
+    () => promisedKey(request()),
+    /"key" must return a string synchronously, got a Promise/,
+  );
+  const promisedSkip = throttle(
+    ok,
+    { skip: () => Promise.resolve(false) } as never,
+  );
+  assert.throws(
+    () => promisedSkip(request()),
+    /"skip" must return a boolean synchronously, got a Promise/,
+  );
+});
+
+test("throttle() given a Hono app points to app.fetch and the Hono middleware", () => {
+  const app = { fetch: ok, request: ok, use: () => app };
+  assert.throws(
+    () => throttle(app as never),
+    (error: unknown) =>
+      error instanceof TypeError && /app\.fetch/.test(error.message) &&
+      /floodgate\/hono/.test(error.message),
+  );
 });

@@ -1,0 +1,251 @@
+import { show } from "./_options.ts";
+import { checkGateOptions } from "./_gate_options.ts";
+import { deliveredBy, releaseAfterBody } from "./_release_body.ts";
+import type { RejectInfo } from "./_reject.ts";
+import { type Hold, type Slots, UNTIMED, Waiter } from "./_slots.ts";
+import { RejectedError, type RejectReason } from "./rejected_error.ts";
+import type { ThrottledHandler, ThrottleStats } from "./throttle.ts";
+
+/** How a framework adapter (Hono) differs from a bare fetch handler. */
+export interface Adapter<S, A> {
+  /** What `key`, `skip` and `reject` receive (instead of the request). */
+  subject(request: Request, rest: A): S;
+  /** Whether the handler failed even though it returned normally. */
+  dropped(rest: A): boolean;
+  /** What {@linkcode deliveredBy} should look at. */
+  server(rest: A): unknown;
+  /** The arguments `key` and `skip` receive after the subject. */
+  callbackArguments(rest: A): A;
+}
+
+/** The fetch wrapper itself: callbacks get the request and the arguments. */
+const bare: Adapter<never, never> = {
+  subject: (request) => request as never,
+  dropped: () => false,
+  server: (rest) => (rest as unknown[])[0],
+  callbackArguments: (rest) => rest,
+};
+
+// A waiting client that disconnected gets this answer, which nobody reads
+// (nginx logs the same situation as 499).
+const CLIENT_CLOSED: ResponseInit = {
+  status: 499,
+  statusText: "Client Closed Request",
+};
+
+function checkHandler(handler: unknown): void {
+  if (typeof handler === "function") return;
+  if (
+    typeof (handler as { fetch?: unknown } | null)?.fetch === "function"
+  ) {
+    throw new TypeError(
+      'floodgate: throttle() takes a fetch handler function, got an object with a fetch method (a Hono app?); pass app.fetch, or use app.use(throttle()) from "floodgate/hono"',
+    );
+  }
+  throw new TypeError(
+    `floodgate: the handler must be a function, got ${show(handler)}`,
+  );
+}
+
+function checkCallbackResult(
+  name: "key" | "skip",
+  value: unknown,
+  expected: "string" | "boolean",
+): void {
+  if (expected === "string" ? typeof value === "string" : value === !!value) {
+    return;
+  }
+  const when = value instanceof Promise ? " synchronously" : "";
+  throw new TypeError(
+    `floodgate: option "${name}" must return a ${expected}${when}, got ${
+      show(value)
+    }`,
+  );
+}
+
+/**
+ * The engine behind `throttle()` and the Hono middleware: wraps `handler` in
+ * the gate that `options` describe. The adapter says what the callbacks
+ * receive and when a handler that returned counts as failed.
+ */
+export function gate<
+  A extends unknown[],
+  R extends Response | undefined,
+  S = Request,
+>(
+  handler: (request: Request, ...rest: A) => R | Promise<R>,
+  options: unknown,
+  adapter: Adapter<S, A> = bare as unknown as Adapter<S, A>,
+): ThrottledHandler<A, R> {
+  checkHandler(handler);
+  const { shared, keyed, key, skip, byBody, reject } = checkGateOptions<S, A>(
+    options,
+  );
+
+  function turnAway(
+    subject: S,
+    why: { reason: RejectReason; slots: Slots | undefined; key?: string },
+  ): Response | Promise<Response> {
+    const info: RejectInfo = {
+      reason: why.reason,
+      limit: why.slots?.limit ?? stats().limit,
+      active: why.slots?.active ?? 0,
+      queued: why.slots?.queued ?? 0,
+    };
+    if (why.key !== undefined) info.key = why.key;
+    return reject(subject, info);
+  }
+
+  /** Gives a slot back, and forgets an idle key. */
+  function release(
+    slots: Slots,
+    hold: Hold,
+    dropped: boolean,
+    k: string | undefined,
+  ): void {
+    slots.release(hold, dropped);
+    if (k !== undefined) keyed!.retireIfIdle(k, slots);
+  }
+
+  const releaseShared = () => shared!.release(UNTIMED, false);
+
+  /** Calls the handler in a slot already held and arranges its release. */
+  function admitted(
+    slots: Slots,
+    hold: Hold,
+    k: string | undefined,
+    request: Request,
+    rest: A,
+  ): R | Promise<R> {
+    let result: R | Promise<R>;
+    try {
+      result = handler(request, ...rest);
+    } catch (error) {
+      release(slots, hold, true, k);
+      throw error;
+    }
+    // Promise.resolve() adopts any thenable, so the slot is released exactly
+    // once even if the thenable calls back twice or its `then` throws.
+    if (!byBody && hold.inflight === 0 && k === undefined) {
+      // The common case: no closure, no promise beyond the handler's own.
+      if (result instanceof Response || result === undefined) releaseShared();
+      else Promise.resolve(result).then(releaseShared, releaseShared);
+      return result;
+    }
+    if (!byBody) {
+      const done = () => release(slots, hold, adapter.dropped(rest), k);
+      if (result instanceof Response || result === undefined) done();
+      else {
+        Promise.resolve(result).then(done, () => release(slots, hold, true, k));
+      }
+      return result;
+    }
+    const when = {
+      method: request.method,
+      delivered: deliveredBy(adapter.server(rest)),
+    };
+    const hold_ = (response: R) => {
+      // Decided now, so that what releases the slot later holds no `rest`.
+      const dropped = adapter.dropped(rest);
+      return releaseAfterBody(
+        response,
+        when,
+        () => release(slots, hold, dropped, k),
+      );
+    };
+    if (result instanceof Response || result === undefined) {
+      return hold_(result);
+    }
+    return Promise.resolve(result).then(hold_, (error) => {
+      release(slots, hold, true, k);
+      throw error;
+    });
+  }
+
+  /** The slow path: wait for a slot or be turned away. */
+  function waitOrReject(
+    slots: Slots,
+    k: string | undefined,
+    subject: S,
+    request: Request,
+    rest: A,
+  ): R | Response | Promise<R | Response> {
+    const reason = slots.refuse();
+    if (reason !== undefined) {
+      return turnAway(subject, { reason, slots, key: k });
+    }
+    const granted = new Promise<Hold>((resolve, reject) =>
+      slots.enqueue(new Waiter(resolve, reject), request.signal)
+    );
+    return granted.then(
+      (hold) => admitted(slots, hold, k, request, rest),
+      (error) => {
+        if (k !== undefined) keyed!.retireIfIdle(k, slots);
+        if (error instanceof RejectedError) {
+          return turnAway(subject, { reason: error.reason, slots, key: k });
+        }
+        return new Response(null, CLIENT_CLOSED);
+      },
+    );
+  }
+
+  function throttled(
+    request: Request,
+    ...rest: A
+  ): R | Response | Promise<R | Response> {
+    if (shared !== undefined && skip === undefined) {
+      const hold = shared.acquireNow();
+      if (hold !== undefined) {
+        return admitted(shared, hold, undefined, request, rest);
+      }
+      return waitOrReject(
+        shared,
+        undefined,
+        adapter.subject(request, rest),
+        request,
+        rest,
+      );
+    }
+    const subject = adapter.subject(request, rest);
+    const extra = adapter.callbackArguments(rest);
+    if (skip !== undefined) {
+      const skipped = skip(subject, ...extra);
+      checkCallbackResult("skip", skipped, "boolean");
+      if (skipped) return handler(request, ...rest);
+    }
+    if (shared !== undefined) {
+      const hold = shared.acquireNow();
+      if (hold !== undefined) {
+        return admitted(shared, hold, undefined, request, rest);
+      }
+      return waitOrReject(shared, undefined, subject, request, rest);
+    }
+    const k = key!(subject, ...extra);
+    checkCallbackResult("key", k, "string");
+    const slots = keyed!.slotsFor(k);
+    if (slots === undefined) {
+      keyed!.countClosed();
+      return turnAway(subject, { reason: "closed", slots, key: k });
+    }
+    const hold = slots.acquireNow();
+    if (hold !== undefined) return admitted(slots, hold, k, request, rest);
+    return waitOrReject(slots, k, subject, request, rest);
+  }
+
+  function stats(): ThrottleStats {
+    if (keyed !== undefined) return keyed.stats();
+    return {
+      limit: shared!.limit,
+      active: shared!.active,
+      queued: shared!.queued,
+      ...shared!.counters(),
+      keys: 0,
+    };
+  }
+
+  function close(): Promise<void> {
+    return keyed !== undefined ? keyed.close() : shared!.close();
+  }
+
+  return Object.assign(throttled, { stats, close });
+}

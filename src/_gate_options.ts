@@ -1,0 +1,100 @@
+import {
+  checkChoice,
+  checkFunction,
+  checkInteger,
+  checkOptionsObject,
+  show,
+} from "./_options.ts";
+import { KeyedSlots } from "./_keyed.ts";
+import { type Reject, rejection } from "./_reject.ts";
+import { Slots } from "./_slots.ts";
+import {
+  checkLimiterOptions,
+  Limiter,
+  LIMITER_OPTION_NAMES,
+  type LimiterOptions,
+  slotsOf,
+} from "./limiter.ts";
+
+const THROTTLE_OPTION_NAMES: readonly string[] = [
+  ...LIMITER_OPTION_NAMES,
+  "limiter",
+  "key",
+  "skip",
+  "release",
+  "reject",
+  "retryAfter",
+];
+
+/** The options of a gate, checked: what `throttled()` works with. */
+export interface GateConfig<S, A extends unknown[]> {
+  /** The slots every request uses; `undefined` with `key`. */
+  shared: Slots | undefined;
+  /** The slots of each key; `undefined` without `key`. */
+  keyed: KeyedSlots | undefined;
+  key: ((subject: S, ...rest: A) => string) | undefined;
+  skip: ((subject: S, ...rest: A) => boolean) | undefined;
+  /** Whether the slot waits for the response body. */
+  byBody: boolean;
+  reject: Reject<S>;
+}
+
+/** An async function would answer with a promise, which a gate cannot wait for. */
+function checkSynchronous<T>(name: string, value: unknown): T | undefined {
+  const fn = checkFunction<T>(name, value);
+  if (fn?.constructor.name === "AsyncFunction") {
+    throw new TypeError(
+      `floodgate: option "${name}" must be synchronous, got an async function`,
+    );
+  }
+  return fn;
+}
+
+/**
+ * Checks the options of `throttle()` or the Hono middleware, all at once and
+ * before any request.
+ */
+export function checkGateOptions<S, A extends unknown[]>(
+  options: unknown,
+): GateConfig<S, A> {
+  const o = checkOptionsObject(options, THROTTLE_OPTION_NAMES);
+  const key = checkSynchronous<GateConfig<S, A>["key"]>("key", o.key);
+  const skip = checkSynchronous<GateConfig<S, A>["skip"]>("skip", o.skip);
+  const reject = checkFunction<Reject<S>>("reject", o.reject);
+  const byBody = checkChoice("release", o.release, {
+    choices: ["response", "body"],
+  }) === "body";
+  const retryAfter = checkInteger("retryAfter", o.retryAfter, {
+    min: 0,
+    max: Number.MAX_SAFE_INTEGER,
+    fallback: 1,
+  });
+  const common = {
+    key,
+    skip,
+    byBody,
+    reject: rejection(reject, { retryAfter }),
+  };
+
+  if (o.limiter !== undefined) {
+    if (!(o.limiter instanceof Limiter)) {
+      throw new TypeError(
+        `floodgate: option "limiter" must be a Limiter, got ${show(o.limiter)}`,
+      );
+    }
+    const conflict = LIMITER_OPTION_NAMES.find((name) =>
+      o[name] !== undefined
+    ) ??
+      (key !== undefined ? "key" : undefined);
+    if (conflict !== undefined) {
+      throw new TypeError(
+        `floodgate: option "limiter" cannot be combined with "${conflict}"; set it on the Limiter`,
+      );
+    }
+    return { ...common, shared: slotsOf(o.limiter), keyed: undefined };
+  }
+  const config = checkLimiterOptions(o as LimiterOptions);
+  return key === undefined
+    ? { ...common, shared: new Slots(config), keyed: undefined }
+    : { ...common, shared: undefined, keyed: new KeyedSlots(config) };
+}

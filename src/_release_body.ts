@@ -1,0 +1,130 @@
+// A body that nobody reads or cancels (a Response dropped by its caller, or
+// one a server throws away) would hold its slot forever; the registry frees
+// it when the garbage collector reclaims the stream.
+const unread = new FinalizationRegistry<() => void>((release) => release());
+
+/**
+ * Bun adds the Content-Type of a string or byte body only when it sends the
+ * response, not to its headers: a re-wrapped body would lose it.
+ */
+const TYPED_WHEN_SENT = globalThis.navigator?.userAgent?.startsWith("Bun/") ??
+  false;
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | undefined)?.then ===
+    "function";
+}
+
+/**
+ * The server's own word that a response was delivered (or failed), where it
+ * gives one with the argument after the request: Deno's `info.completed`,
+ * and the "close" event of Node's response in `@hono/node-server`'s
+ * `{ incoming, outgoing }`. With it, a slot waits for delivery instead of for
+ * a re-wrapped body, which costs a stream per response.
+ */
+export function deliveredBy(server: unknown): PromiseLike<unknown> | undefined {
+  const { completed, outgoing } = (server ?? {}) as {
+    completed?: unknown;
+    outgoing?: { once?: unknown };
+  };
+  if (isThenable(completed)) return completed;
+  const once = outgoing?.once;
+  if (typeof once !== "function") return undefined;
+  return new Promise((resolve) => once.call(outgoing, "close", resolve));
+}
+
+/**
+ * Calls `release` once the response the handler returned is delivered, and
+ * returns what to send in its place: the same response, or one whose body
+ * streams the original and releases when that ends, errors or is cancelled.
+ * Whatever cannot hold a slot (no Response, a 101 upgrade, a HEAD request,
+ * no body, a body already used or locked, and on Bun a body without a
+ * Content-Type) releases at once.
+ */
+export function releaseAfterBody<R>(
+  response: R,
+  request: { method: string; delivered: PromiseLike<unknown> | undefined },
+  release: () => void,
+): R {
+  if (
+    !(response instanceof Response) || response.status === 101 ||
+    request.method === "HEAD"
+  ) {
+    release();
+    return response;
+  }
+  // Checked before the body: on Node, reading `body` alone makes
+  // @hono/node-server build the full Response it otherwise avoids.
+  if (request.delivered !== undefined) {
+    request.delivered.then(release, release);
+    return response;
+  }
+  // Bun fills in the implicit Content-Type of a Blob, FormData or
+  // URLSearchParams body when the headers are read, and loses it once the
+  // body was read first: headers first.
+  const headers = response.headers;
+  if (TYPED_WHEN_SENT && !headers.has("content-type")) {
+    // A body Bun would type when sending it is in memory: it holds nothing
+    // worth a slot, while streaming routes set their Content-Type.
+    release();
+    return response;
+  }
+  const body = response.body;
+  if (body === null || body.locked || response.bodyUsed) {
+    release();
+    return response;
+  }
+  return rewrap(response, headers, body, release) as R;
+}
+
+/**
+ * A Response with the same status, status text and headers whose body
+ * streams `body` and calls `release` once, when it ends, errors or is
+ * cancelled, or when the new body is garbage collected unread.
+ */
+function rewrap(
+  response: Response,
+  headers: Headers,
+  body: ReadableStream<Uint8Array>,
+  release: () => void,
+): Response {
+  const reader = body.getReader();
+  // What the registry holds must not lead back to the new body (through the
+  // reader and a pending read, say), or the body could never be collected.
+  const once = { released: false };
+  const releaseOnce = () => {
+    if (once.released) return;
+    once.released = true;
+    release();
+  };
+  const finish = () => {
+    unread.unregister(once);
+    releaseOnce();
+  };
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const chunk = await reader.read();
+        if (chunk.done) {
+          finish();
+          controller.close();
+        } else {
+          controller.enqueue(chunk.value);
+        }
+      } catch (error) {
+        finish();
+        controller.error(error);
+      }
+    },
+    cancel(reason) {
+      finish();
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+  unread.register(stream, releaseOnce, once);
+  return new Response(stream, {
+    status: response.status,
+    statusText: response.statusText,
+    headers,
+  });
+}

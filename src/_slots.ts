@@ -1,0 +1,299 @@
+import { WaitNode, WaitQueue } from "./_queue.ts";
+import { RejectedError, type RejectReason } from "./rejected_error.ts";
+import type { LimitAlgorithm } from "./limit_algorithm.ts";
+
+/** The options of a limiter, checked. */
+export interface SlotsConfig {
+  limit: number | LimitAlgorithm;
+  queue: number;
+  queueTimeout: number;
+  order: "fifo" | "lifo";
+  dryRun: boolean;
+}
+
+/**
+ * What the limiter needs back when a slot is released: when it was granted
+ * and how many slots were held then, for an adaptive limit's sample.
+ */
+export interface Hold {
+  readonly granted: number;
+  readonly inflight: number;
+}
+
+/** The hold of every slot granted under a static limit: nothing to time. */
+export const UNTIMED: Hold = Object.freeze({ granted: 0, inflight: 0 });
+
+/** setTimeout fires at once beyond this many milliseconds. */
+const LONGEST_TIMER = 2 ** 31 - 1;
+
+/** A caller waiting for a slot. */
+export class Waiter extends WaitNode {
+  /** Receives the slot; must not run the caller's work synchronously. */
+  readonly grant: (hold: Hold) => void;
+  /** Receives why no slot will come. */
+  readonly fail: (error: unknown) => void;
+  signal: AbortSignal | undefined = undefined;
+  onAbort: (() => void) | undefined = undefined;
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+
+  constructor(grant: (hold: Hold) => void, fail: (error: unknown) => void) {
+    super();
+    this.grant = grant;
+    this.fail = fail;
+  }
+
+  /** Drops the timer and the abort listener, so nothing outlives the wait. */
+  stopWaiting(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.signal?.removeEventListener("abort", this.onAbort!);
+    this.signal = this.onAbort = this.timer = undefined;
+  }
+}
+
+/**
+ * A limit, or an algorithm's as an integer >= 1: a buggy algorithm must not stop
+ * every request (0 or NaN) or break the counting (a fraction).
+ */
+export function limitOf(limitOrAlgorithm: number | LimitAlgorithm): number {
+  if (typeof limitOrAlgorithm === "number") return limitOrAlgorithm;
+  const limit = limitOrAlgorithm.limit;
+  return limit >= 1 ? Math.floor(limit) : 1;
+}
+
+/**
+ * The counting at the heart of every limiter: slots, waiters, counters and
+ * the adaptive limit. `Limiter` is its public face; the fetch wrapper uses it
+ * directly, so that a request that finds a free slot allocates nothing.
+ */
+export class Slots {
+  #limit: number;
+  #algorithm: LimitAlgorithm | undefined = undefined;
+  #algorithmFailed = false;
+  readonly #queue: number;
+  readonly #queueTimeout: number;
+  readonly #lifo: boolean;
+  readonly #dryRun: boolean;
+
+  #active = 0;
+  readonly #waiters = new WaitQueue<Waiter>();
+  #admitted = 0;
+  #rejected = 0;
+  #timedOut = 0;
+  #aborted = 0;
+  #closed: Promise<void> | undefined = undefined;
+  #resolveClosed: (() => void) | undefined = undefined;
+
+  constructor(config: SlotsConfig) {
+    this.#limit = this.#use(config.limit);
+    this.#queue = config.queue;
+    this.#queueTimeout = config.queueTimeout;
+    this.#lifo = config.order === "lifo";
+    this.#dryRun = config.dryRun;
+  }
+
+  get limit(): number {
+    return this.#limit;
+  }
+
+  set limit(limit: number | LimitAlgorithm) {
+    this.#limit = this.#use(limit);
+    this.#grantWaiters();
+  }
+
+  get active(): number {
+    return this.#active;
+  }
+
+  get queued(): number {
+    return this.#waiters.size;
+  }
+
+  get closed(): boolean {
+    return this.#closed !== undefined;
+  }
+
+  /** The counters since creation. */
+  counters(): {
+    admitted: number;
+    rejected: number;
+    timedOut: number;
+    aborted: number;
+  } {
+    return {
+      admitted: this.#admitted,
+      rejected: this.#rejected,
+      timedOut: this.#timedOut,
+      aborted: this.#aborted,
+    };
+  }
+
+  /**
+   * Takes a slot if one is free and nobody waits (under `dryRun`, always).
+   * Returns its hold, or `undefined` when the caller has to wait or be
+   * turned away; that is not counted yet.
+   */
+  acquireNow(): Hold | undefined {
+    if (this.#closed !== undefined) return undefined;
+    if (this.#active < this.#limit && this.#waiters.size === 0) {
+      return this.#take();
+    }
+    if (this.#dryRun) {
+      this.#rejected++;
+      return this.#take();
+    }
+    return undefined;
+  }
+
+  /**
+   * After `acquireNow()` found no slot: counts and returns the reason to turn
+   * the caller away at once, or returns `undefined` if it may queue.
+   */
+  refuse(): RejectReason | undefined {
+    if (this.#closed !== undefined) {
+      this.#rejected++;
+      return "closed";
+    }
+    if (this.#waiters.size >= this.#queue) {
+      this.#rejected++;
+      return "full";
+    }
+    return undefined;
+  }
+
+  /** Counts a caller turned away without a word (a failed `tryAcquire()`). */
+  countRejection(): void {
+    this.#rejected++;
+  }
+
+  /**
+   * Queues `waiter` until a slot frees, it times out or `signal` aborts; a
+   * caller that may not wait fails at once. Call after `acquireNow()` found
+   * no slot.
+   */
+  enqueue(waiter: Waiter, signal: AbortSignal | undefined): void {
+    if (this.#closed === undefined && signal?.aborted) {
+      this.#aborted++;
+      return waiter.fail(signal.reason);
+    }
+    const reason = this.refuse();
+    if (reason !== undefined) return waiter.fail(new RejectedError(reason));
+    if (signal !== undefined) {
+      waiter.signal = signal;
+      waiter.onAbort = () => {
+        if (!this.#abandon(waiter)) return;
+        this.#aborted++;
+        waiter.fail(signal.reason);
+      };
+      signal.addEventListener("abort", waiter.onAbort);
+    }
+    if (this.#queueTimeout !== Infinity) {
+      this.#armTimeout(waiter, this.#queueTimeout);
+    }
+    this.#waiters.push(waiter);
+  }
+
+  /**
+   * Gives a slot back and passes it on to the next waiter. `dropped` tells
+   * an adaptive limit that the work failed.
+   */
+  release(hold: Hold, dropped: boolean): void {
+    if (hold.inflight !== 0) this.#sample(hold, dropped);
+    this.#active--;
+    if (this.#waiters.size !== 0) this.#grantWaiters();
+    else if (this.#active === 0) this.#resolveClosed?.();
+  }
+
+  /**
+   * Stops admitting: every waiter fails with `RejectedError("closed")`.
+   * Resolves once no slot is held.
+   */
+  close(): Promise<void> {
+    if (this.#closed === undefined) {
+      this.#closed = new Promise((resolve) => this.#resolveClosed = resolve);
+      for (
+        let w = this.#waiters.takeOldest();
+        w;
+        w = this.#waiters.takeOldest()
+      ) {
+        this.#rejected++;
+        w.stopWaiting();
+        w.fail(new RejectedError("closed"));
+      }
+      if (this.#active === 0) this.#resolveClosed!();
+    }
+    return this.#closed;
+  }
+
+  #take(): Hold {
+    this.#active++;
+    this.#admitted++;
+    return this.#algorithm === undefined
+      ? UNTIMED
+      : { granted: performance.now(), inflight: this.#active };
+  }
+
+  /** Remembers an algorithm, and returns the limit to enforce now. */
+  #use(limit: number | LimitAlgorithm): number {
+    if (typeof limit === "number") {
+      this.#algorithm = undefined;
+      return limit;
+    }
+    this.#algorithm = limit;
+    return limitOf(limit);
+  }
+
+  /** Feeds one released slot to the adaptive limit. */
+  #sample(hold: Hold, dropped: boolean): void {
+    const algorithm = this.#algorithm;
+    // A slot granted before the limit became adaptive has no timing.
+    if (algorithm === undefined) return;
+    try {
+      algorithm.update({
+        rtt: performance.now() - hold.granted,
+        inflight: hold.inflight,
+        dropped,
+      });
+      this.#limit = limitOf(algorithm);
+    } catch (error) {
+      // A bug in the algorithm must not take the server down: the last good
+      // limit stays, and the error is reported once.
+      if (this.#algorithmFailed) return;
+      this.#algorithmFailed = true;
+      console.error(
+        "floodgate: the limit algorithm threw; keeping the limit at",
+        this.#limit,
+        error,
+      );
+    }
+  }
+
+  /** Hands free slots to waiters, in order, while the limit allows. */
+  #grantWaiters(): void {
+    while (this.#waiters.size !== 0 && this.#active < this.#limit) {
+      const waiter = this.#lifo
+        ? this.#waiters.takeNewest()!
+        : this.#waiters.takeOldest()!;
+      waiter.stopWaiting();
+      waiter.grant(this.#take());
+    }
+  }
+
+  /** Arms the queue timeout, in steps that setTimeout can take. */
+  #armTimeout(waiter: Waiter, ms: number): void {
+    waiter.timer = setTimeout(() => {
+      if (ms > LONGEST_TIMER) this.#armTimeout(waiter, ms - LONGEST_TIMER);
+      else if (this.#abandon(waiter)) {
+        this.#timedOut++;
+        waiter.fail(new RejectedError("timeout"));
+      }
+    }, Math.min(ms, LONGEST_TIMER));
+  }
+
+  /** Takes a waiter that gives up out of the queue, if it is still there. */
+  #abandon(waiter: Waiter): boolean {
+    if (!waiter.queued) return false;
+    this.#waiters.remove(waiter);
+    waiter.stopWaiting();
+    return true;
+  }
+}
