@@ -1,24 +1,32 @@
 /**
- * A throttled fetch handler on Bun.serve:
+ * A throttled fetch handler on Bun.serve, with a limit per client:
  *
  *   PORT=8000 bun examples/bun.js
  *
- * `/?work=MS` takes MS milliseconds; at most 2 run at once and the rest get a
- * 503. `/ws` upgrades to an echoing WebSocket through the throttled handler
- * (it returns `undefined` after `server.upgrade()`, and the slot frees then).
- * `/stats` bypasses the gate and reports it.
+ * `/?work=MS` takes MS milliseconds; at most 2 run at once for each client
+ * address and the rest get a 503. `/ws` upgrades to an echoing WebSocket
+ * through the throttled handler (it returns `undefined` after
+ * `server.upgrade()`, and the slot frees then). `/stats` bypasses the gate
+ * and reports it. examples/tsconfig.json points "floodgate" at the source.
+ * Bun's own types check it: see examples/bun_check.jsonc.
  */
 import { throttle } from "floodgate";
+
+/** @typedef {import("bun").Server<undefined>} Server */
 
 const gate = throttle(handler, {
   limit: 2,
   release: "body",
+  // The handler's second argument reaches `key`: Bun's server, which knows
+  // the client's address.
+  key: (request, server) => server.requestIP(request)?.address ?? "",
   skip: (request) => new URL(request.url).pathname === "/stats",
 });
 
 /**
  * @param {Request} request
- * @param {import("bun").Server} server
+ * @param {Server} server
+ * @returns {Promise<Response | undefined>}
  */
 async function handler(request, server) {
   const url = new URL(request.url);

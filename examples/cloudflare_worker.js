@@ -1,7 +1,13 @@
+// @ts-check
 /**
- * A Cloudflare Worker whose fetch handler is throttled. Deploy it with
- * wrangler after `npm install floodgate`. `/?work=MS` takes MS milliseconds;
- * one request runs at a time per isolate and the rest get a 503.
+ * A Cloudflare Worker whose fetch handler is throttled:
+ *
+ *   npx wrangler dev --compatibility-date 2026-11-01 examples/cloudflare_worker.js
+ *
+ * `/?work=MS` takes MS milliseconds; one request runs at a time per isolate
+ * and the rest get a 503. Wrangler's bundler follows examples/tsconfig.json to
+ * the source; elsewhere, `npm install floodgate`. floodgate needs
+ * `FinalizationRegistry`, which older compatibility dates lack.
  */
 import { throttle } from "floodgate";
 

@@ -5,6 +5,10 @@
  * each server went through.
  *
  * Usage: deno task demo
+ *
+ * The task runs it with `--unstable-no-legacy-abort`: a queued request
+ * listens to `request.signal`, and Deno's default (legacy) signal would print
+ * a warning about it.
  */
 import { Limiter, throttle } from "../mod.ts";
 
@@ -101,54 +105,43 @@ function percentile(values: number[], p: number): number {
 const throttled = await burst("throttled", true);
 const raw = await burst("unthrottled", false);
 
-const rows: Array<[string, string, string]> = [];
-const row = (name: string, a: unknown, b: unknown) =>
-  rows.push([name, String(a), String(b)]);
-const served = (r: typeof raw) => r.outcomes.filter((o) => o.status === 200);
-const ms = (n: number) => `${n.toFixed(0)} ms`;
-row(
-  "served at once",
-  served(throttled).filter((o) => !o.queued).length,
-  served(raw).length,
-);
-row("queued, then served", served(throttled).filter((o) => o.queued).length, 0);
-row(
-  "rejected with 503",
-  throttled.outcomes.filter((o) => o.status === 503).length,
-  0,
-);
-row("handlers running at once (peak)", throttled.peak, raw.peak);
-row(
-  "p50 latency, served",
-  ms(percentile(served(throttled).map((o) => o.ms), 50)),
-  ms(percentile(served(raw).map((o) => o.ms), 50)),
-);
-row(
-  "p99 latency, served",
-  ms(percentile(served(throttled).map((o) => o.ms), 99)),
-  ms(percentile(served(raw).map((o) => o.ms), 99)),
-);
-row(
-  "p99 latency, 503",
-  ms(percentile(
-    throttled.outcomes.filter((o) => o.status === 503).map((o) => o.ms),
-    99,
-  )),
-  "-",
-);
-row(
-  "peak RSS",
-  `${(throttled.peakRss / 2 ** 20).toFixed(0)} MiB`,
-  `${(raw.peakRss / 2 ** 20).toFixed(0)} MiB`,
-);
+/** What one server went through, in numbers. */
+function summary(run: Awaited<ReturnType<typeof burst>>) {
+  const served = run.outcomes.filter((o) => o.status === 200);
+  const rejected = run.outcomes.filter((o) => o.status === 503);
+  return {
+    atOnce: served.filter((o) => !o.queued).length,
+    queued: served.filter((o) => o.queued).length,
+    rejected: rejected.length,
+    peak: run.peak,
+    p50: percentile(served.map((o) => o.ms), 50),
+    p99: percentile(served.map((o) => o.ms), 99),
+    p99Rejected: percentile(rejected.map((o) => o.ms), 99),
+    rssMiB: run.peakRss / 2 ** 20,
+  };
+}
+
+const a = summary(throttled);
+const b = summary(raw);
+const ms = (n: number) => Number.isNaN(n) ? "-" : `${n.toFixed(0)} ms`;
+const mib = (n: number) => `${n.toFixed(0)} MiB`;
+const rows: Array<[string, string, string]> = [
+  ["served at once", String(a.atOnce), String(b.atOnce)],
+  ["queued, then served", String(a.queued), String(b.queued)],
+  ["rejected with 503", String(a.rejected), String(b.rejected)],
+  ["handlers running at once (peak)", String(a.peak), String(b.peak)],
+  ["p50 latency, served", ms(a.p50), ms(b.p50)],
+  ["p99 latency, served", ms(a.p99), ms(b.p99)],
+  ["p99 latency, 503", ms(a.p99Rejected), ms(b.p99Rejected)],
+  ["peak RSS", mib(a.rssMiB), mib(b.rssMiB)],
+];
 
 console.log(
   `\n${BURST} concurrent requests; each handler makes a ${SERVICE_MS} ms downstream call that serves ${LIMIT} at once; limit ${LIMIT}, queue ${QUEUE}\n`,
 );
+const header = ["", "throttled", "unthrottled"];
 const widths = [0, 1, 2].map((i) =>
-  Math.max(
-    ...[["", "throttled", "unthrottled"], ...rows].map((r) => r[i].length),
-  )
+  Math.max(...[header, ...rows].map((r) => r[i].length))
 );
 const line = (r: string[]) =>
   `| ${
@@ -156,13 +149,35 @@ const line = (r: string[]) =>
       " | ",
     )
   } |`;
-console.log(line(["", "throttled", "unthrottled"]));
+console.log(line(header));
 console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
 for (const r of rows) console.log(line(r));
 
-if (throttled.peak > LIMIT) {
-  console.error(
-    `\nthe limit did not hold: ${throttled.peak} handlers ran at once`,
-  );
+/** "3.2x lower" or "1.4x higher": how `mine` compares with `theirs`. */
+function compare(mine: number, theirs: number): string {
+  const ratio = mine / theirs;
+  if (!Number.isFinite(ratio) || Math.abs(ratio - 1) < 0.05) {
+    return "about the same";
+  }
+  return ratio < 1
+    ? `${(1 / ratio).toFixed(1)}x lower`
+    : `${ratio.toFixed(1)}x higher`;
+}
+
+const turnedAway = a.rejected === 0
+  ? "no request was turned away"
+  : `${a.rejected} of ${BURST} requests were turned away with a 503 (p99 ${
+    ms(a.p99Rejected)
+  })`;
+console.log(
+  `\nWith the throttle, at most ${a.peak} handlers ran at once (${b.peak} without it), ` +
+    `the p99 latency of served requests was ${compare(a.p99, b.p99)} ` +
+    `(${ms(a.p99)} against ${ms(b.p99)}), peak memory was ${
+      compare(a.rssMiB, b.rssMiB)
+    }, and ${turnedAway}.`,
+);
+
+if (a.peak > LIMIT) {
+  console.error(`\nthe limit did not hold: ${a.peak} handlers ran at once`);
   Deno.exit(1);
 }

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * A Hono app with a limit per route and a server-sent events route that
  * holds its slot while it streams. examples/hono.ts serves it on Deno and

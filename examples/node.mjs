@@ -1,8 +1,12 @@
+// @ts-check
 /**
  * A throttled fetch handler on Node.js behind @hono/node-server:
  *
- *   npm install floodgate @hono/node-server
  *   PORT=8000 node examples/node.mjs
+ *
+ * From a clone of this repository, `deno task build:npm --emit` first builds
+ * the npm package that "floodgate" resolves to and installs @hono/node-server;
+ * elsewhere, `npm install floodgate @hono/node-server`.
  *
  * `/?work=MS` takes MS milliseconds; at most 2 run at once and the rest get a
  * 503. `/stats` bypasses the gate and reports it.
@@ -15,7 +19,10 @@ const gate = throttle(handler, {
   skip: (request) => new URL(request.url).pathname === "/stats",
 });
 
-/** @param {Request} request */
+/**
+ * @param {Request} request
+ * @returns {Promise<Response>}
+ */
 async function handler(request) {
   const url = new URL(request.url);
   if (url.pathname === "/stats") return Response.json(gate.stats());

@@ -1,8 +1,12 @@
+// @ts-check
 /**
  * The Hono app of examples/hono_app.mjs on Node.js, behind @hono/node-server:
  *
- *   npm install floodgate hono @hono/node-server
  *   PORT=8000 node examples/node_hono.mjs
+ *
+ * From a clone of this repository, `deno task build:npm --emit` first builds
+ * the npm package that "floodgate" resolves to and installs the rest;
+ * elsewhere, `npm install floodgate hono @hono/node-server`.
  */
 import { serve } from "@hono/node-server";
 import { app } from "./hono_app.mjs";
