@@ -2,7 +2,13 @@ import { show } from "./_options.ts";
 import { checkGateOptions } from "./_gate_options.ts";
 import { deliveredBy, releaseAfterBody } from "./_release_body.ts";
 import type { RejectInfo } from "./_reject.ts";
-import { type Hold, type Slots, UNTIMED, Waiter } from "./_slots.ts";
+import {
+  type Hold,
+  type Outcome,
+  type Slots,
+  UNTIMED,
+  Waiter,
+} from "./_slots.ts";
 import { RejectedError, type RejectReason } from "./rejected_error.ts";
 import type { ThrottledHandler, ThrottleStats } from "./throttle.ts";
 
@@ -10,8 +16,8 @@ import type { ThrottledHandler, ThrottleStats } from "./throttle.ts";
 export interface Adapter<S, A> {
   /** What `key`, `skip` and `reject` receive (instead of the request). */
   subject(request: Request, rest: A): S;
-  /** Whether the handler failed even though it returned normally. */
-  dropped(rest: A): boolean;
+  /** How a handler that returned normally ended (Hono: `onError` ran). */
+  outcome(rest: A): Outcome;
   /** What {@linkcode deliveredBy} should look at. */
   server(rest: A): unknown;
   /** The arguments `key` and `skip` receive after the subject. */
@@ -21,7 +27,7 @@ export interface Adapter<S, A> {
 /** The fetch wrapper itself: callbacks get the request and the arguments. */
 const bare: Adapter<never, never> = {
   subject: (request) => request as never,
-  dropped: () => false,
+  outcome: () => "done",
   server: (rest) => (rest as unknown[])[0],
   callbackArguments: (rest) => rest,
 };
@@ -78,7 +84,10 @@ export function gate<
   adapter: Adapter<S, A> = bare as unknown as Adapter<S, A>,
 ): ThrottledHandler<A, R> {
   checkHandler(handler);
-  const { shared, keyed, key, skip, byBody, reject } = checkGateOptions<S, A>(
+  const { shared, keyed, keyOf, skip, byBody, reject } = checkGateOptions<
+    S,
+    A
+  >(
     options,
   );
 
@@ -100,20 +109,20 @@ export function gate<
   function release(
     slots: Slots,
     hold: Hold,
-    dropped: boolean,
-    k: string | undefined,
+    outcome: Outcome,
+    key: string | undefined,
   ): void {
-    slots.release(hold, dropped);
-    if (k !== undefined) keyed!.retireIfIdle(k, slots);
+    slots.release(hold, outcome);
+    if (key !== undefined) keyed!.retireIfIdle(key, slots);
   }
 
-  const releaseShared = () => shared!.release(UNTIMED, false);
+  const releaseShared = () => shared!.release(UNTIMED, "done");
 
   /** Calls the handler in a slot already held and arranges its release. */
   function admitted(
     slots: Slots,
     hold: Hold,
-    k: string | undefined,
+    key: string | undefined,
     request: Request,
     rest: A,
   ): R | Promise<R> {
@@ -121,43 +130,42 @@ export function gate<
     try {
       result = handler(request, ...rest);
     } catch (error) {
-      release(slots, hold, true, k);
+      release(slots, hold, "dropped", key);
       throw error;
     }
     // Promise.resolve() adopts any thenable, so the slot is released exactly
     // once even if the thenable calls back twice or its `then` throws.
-    if (!byBody && hold.inflight === 0 && k === undefined) {
+    if (!byBody && hold.inflight === 0 && key === undefined) {
       // The common case: no closure, no promise beyond the handler's own.
       if (result instanceof Response || result === undefined) releaseShared();
       else Promise.resolve(result).then(releaseShared, releaseShared);
       return result;
     }
     if (!byBody) {
-      const done = () => release(slots, hold, adapter.dropped(rest), k);
+      const done = () => release(slots, hold, adapter.outcome(rest), key);
+      const dropped = () => release(slots, hold, "dropped", key);
       if (result instanceof Response || result === undefined) done();
-      else {
-        Promise.resolve(result).then(done, () => release(slots, hold, true, k));
-      }
+      else Promise.resolve(result).then(done, dropped);
       return result;
     }
     const when = {
       method: request.method,
       delivered: deliveredBy(adapter.server(rest)),
     };
-    const hold_ = (response: R) => {
+    const releaseWhenSent = (response: R) => {
       // Decided now, so that what releases the slot later holds no `rest`.
-      const dropped = adapter.dropped(rest);
+      const outcome = adapter.outcome(rest);
       return releaseAfterBody(
         response,
         when,
-        () => release(slots, hold, dropped, k),
+        () => release(slots, hold, outcome, key),
       );
     };
     if (result instanceof Response || result === undefined) {
-      return hold_(result);
+      return releaseWhenSent(result);
     }
-    return Promise.resolve(result).then(hold_, (error) => {
-      release(slots, hold, true, k);
+    return Promise.resolve(result).then(releaseWhenSent, (error) => {
+      release(slots, hold, "dropped", key);
       throw error;
     });
   }
@@ -165,24 +173,24 @@ export function gate<
   /** The slow path: wait for a slot or be turned away. */
   function waitOrReject(
     slots: Slots,
-    k: string | undefined,
+    key: string | undefined,
     subject: S,
     request: Request,
     rest: A,
   ): R | Response | Promise<R | Response> {
     const reason = slots.refuse();
     if (reason !== undefined) {
-      return turnAway(subject, { reason, slots, key: k });
+      return turnAway(subject, { reason, slots, key });
     }
     const granted = new Promise<Hold>((resolve, reject) =>
       slots.enqueue(new Waiter(resolve, reject), request.signal)
     );
     return granted.then(
-      (hold) => admitted(slots, hold, k, request, rest),
+      (hold) => admitted(slots, hold, key, request, rest),
       (error) => {
-        if (k !== undefined) keyed!.retireIfIdle(k, slots);
+        if (key !== undefined) keyed!.retireIfIdle(key, slots);
         if (error instanceof RejectedError) {
-          return turnAway(subject, { reason: error.reason, slots, key: k });
+          return turnAway(subject, { reason: error.reason, slots, key });
         }
         return new Response(null, CLIENT_CLOSED);
       },
@@ -220,16 +228,16 @@ export function gate<
       }
       return waitOrReject(shared, undefined, subject, request, rest);
     }
-    const k = key!(subject, ...extra);
-    checkCallbackResult("key", k, "string");
-    const slots = keyed!.slotsFor(k);
+    const key = keyOf!(subject, ...extra);
+    checkCallbackResult("key", key, "string");
+    const slots = keyed!.slotsFor(key);
     if (slots === undefined) {
       keyed!.countClosed();
-      return turnAway(subject, { reason: "closed", slots, key: k });
+      return turnAway(subject, { reason: "closed", slots, key });
     }
     const hold = slots.acquireNow();
-    if (hold !== undefined) return admitted(slots, hold, k, request, rest);
-    return waitOrReject(slots, k, subject, request, rest);
+    if (hold !== undefined) return admitted(slots, hold, key, request, rest);
+    return waitOrReject(slots, key, subject, request, rest);
   }
 
   function stats(): ThrottleStats {

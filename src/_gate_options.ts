@@ -32,7 +32,7 @@ export interface GateConfig<S, A extends unknown[]> {
   shared: Slots | undefined;
   /** The slots of each key; `undefined` without `key`. */
   keyed: KeyedSlots | undefined;
-  key: ((subject: S, ...rest: A) => string) | undefined;
+  keyOf: ((subject: S, ...rest: A) => string) | undefined;
   skip: ((subject: S, ...rest: A) => boolean) | undefined;
   /** Whether the slot waits for the response body. */
   byBody: boolean;
@@ -58,7 +58,7 @@ export function checkGateOptions<S, A extends unknown[]>(
   options: unknown,
 ): GateConfig<S, A> {
   const o = checkOptionsObject(options, THROTTLE_OPTION_NAMES);
-  const key = checkSynchronous<GateConfig<S, A>["key"]>("key", o.key);
+  const keyOf = checkSynchronous<GateConfig<S, A>["keyOf"]>("key", o.key);
   const skip = checkSynchronous<GateConfig<S, A>["skip"]>("skip", o.skip);
   const reject = checkFunction<Reject<S>>("reject", o.reject);
   const byBody = checkChoice("release", o.release, {
@@ -70,7 +70,7 @@ export function checkGateOptions<S, A extends unknown[]>(
     fallback: 1,
   });
   const common = {
-    key,
+    keyOf,
     skip,
     byBody,
     reject: rejection(reject, { retryAfter }),
@@ -85,7 +85,7 @@ export function checkGateOptions<S, A extends unknown[]>(
     const conflict = LIMITER_OPTION_NAMES.find((name) =>
       o[name] !== undefined
     ) ??
-      (key !== undefined ? "key" : undefined);
+      (keyOf !== undefined ? "key" : undefined);
     if (conflict !== undefined) {
       throw new TypeError(
         `floodgate: option "limiter" cannot be combined with "${conflict}"; set it on the Limiter`,
@@ -94,7 +94,7 @@ export function checkGateOptions<S, A extends unknown[]>(
     return { ...common, shared: slotsOf(o.limiter), keyed: undefined };
   }
   const config = checkLimiterOptions(o as LimiterOptions);
-  return key === undefined
+  return keyOf === undefined
     ? { ...common, shared: new Slots(config), keyed: undefined }
     : { ...common, shared: undefined, keyed: new KeyedSlots(config) };
 }

@@ -20,6 +20,9 @@ export interface Hold {
   readonly inflight: number;
 }
 
+/** How the work done in a slot ended, for an adaptive limit. */
+export type Outcome = "done" | "dropped";
+
 /** The hold of every slot granted under a static limit: nothing to time. */
 export const UNTIMED: Hold = Object.freeze({ granted: 0, inflight: 0 });
 
@@ -193,11 +196,11 @@ export class Slots {
   }
 
   /**
-   * Gives a slot back and passes it on to the next waiter. `dropped` tells
-   * an adaptive limit that the work failed.
+   * Gives a slot back and passes it on to the next waiter. A `"dropped"`
+   * outcome tells an adaptive limit that the work failed.
    */
-  release(hold: Hold, dropped: boolean): void {
-    if (hold.inflight !== 0) this.#sample(hold, dropped);
+  release(hold: Hold, outcome: Outcome): void {
+    if (hold.inflight !== 0) this.#sample(hold, outcome);
     this.#active--;
     if (this.#waiters.size !== 0) this.#grantWaiters();
     else if (this.#active === 0) this.#resolveClosed?.();
@@ -243,7 +246,7 @@ export class Slots {
   }
 
   /** Feeds one released slot to the adaptive limit. */
-  #sample(hold: Hold, dropped: boolean): void {
+  #sample(hold: Hold, outcome: Outcome): void {
     const algorithm = this.#algorithm;
     // A slot granted before the limit became adaptive has no timing.
     if (algorithm === undefined) return;
@@ -251,7 +254,7 @@ export class Slots {
       algorithm.update({
         rtt: performance.now() - hold.granted,
         inflight: hold.inflight,
-        dropped,
+        dropped: outcome === "dropped",
       });
       this.#limit = limitOf(algorithm);
     } catch (error) {

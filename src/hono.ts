@@ -48,7 +48,7 @@ type RouteArguments = [Context, Next];
 // a drop. Hono's env is what the server passed after the request.
 const hono: Adapter<Context, RouteArguments> = {
   subject: (_request, [c]) => c,
-  dropped: ([c]) => c.error !== undefined,
+  outcome: ([c]) => c.error === undefined ? "done" : "dropped",
   server: ([c]) => c.env,
   callbackArguments: () => [] as unknown as RouteArguments,
 };

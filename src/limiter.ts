@@ -139,7 +139,7 @@ class LimiterPermit implements Permit {
     const slots = this.#slots;
     if (slots === undefined) return;
     this.#slots = undefined;
-    slots.release(this.#hold, false);
+    slots.release(this.#hold, "done");
   }
 
   [Symbol.dispose](): void {
@@ -161,14 +161,14 @@ function runHeld<T>(
   try {
     result = fn();
   } catch (error) {
-    slots.release(hold, true);
+    slots.release(hold, "dropped");
     return Promise.reject(error);
   }
   return Promise.resolve(result).then((value) => {
-    slots.release(hold, false);
+    slots.release(hold, "done");
     return value;
   }, (error) => {
-    slots.release(hold, true);
+    slots.release(hold, "dropped");
     throw error;
   });
 }
