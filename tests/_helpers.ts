@@ -1,4 +1,5 @@
 import process from "node:process";
+import type { LimitSample } from "../mod.ts";
 
 /** A promise with its resolve and reject exposed. */
 export interface Deferred<T> {
@@ -51,4 +52,16 @@ export async function settledHeap(): Promise<number> {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   return process.memoryUsage().heapUsed;
+}
+
+/** An algorithm that records its samples and returns a scripted limit. */
+export function scripted(limit: number) {
+  const samples: LimitSample[] = [];
+  const algorithm = {
+    limit,
+    update(sample: LimitSample) {
+      samples.push(sample);
+    },
+  };
+  return { algorithm, samples };
 }

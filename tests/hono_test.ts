@@ -5,7 +5,7 @@ import { Hono } from "hono";
 import { routePath } from "hono/route";
 import { streamSSE } from "hono/streaming";
 import { throttle } from "../hono.ts";
-import { deferred, tick } from "./_helpers.ts";
+import { deferred, scripted, tick } from "./_helpers.ts";
 import { runtime, serve, until } from "./_server.ts";
 
 /** A route whose answers wait for the test. */
@@ -272,4 +272,18 @@ test("hono throttle() explains its use when given a handler or called as a fetch
       ),
     /app\.use\(/,
   );
+});
+
+test("Hono throttle() with an adaptive limit counts a route that threw as dropped", async () => {
+  const { algorithm, samples } = scripted(10);
+  const app = new Hono()
+    .use(throttle({ limit: algorithm }))
+    .get("/fail", () => {
+      throw new Error("route");
+    })
+    .get("/", (c) => c.text("ok"))
+    .onError((_error, c) => c.text("handled", 500));
+  assert.equal((await app.request("/fail")).status, 500);
+  assert.equal((await app.request("/")).status, 200);
+  assert.deepEqual(samples.map((s) => s.dropped), [true, false]);
 });

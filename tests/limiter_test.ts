@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Limiter, RejectedError } from "../mod.ts";
-import { settled, tick } from "./_helpers.ts";
+import { type LimitAlgorithm, Limiter, RejectedError } from "../mod.ts";
+import { scripted, settled, tick } from "./_helpers.ts";
 
 function rejectsWith(reason: string) {
   return (error: unknown) =>
@@ -418,5 +418,93 @@ test("Limiter keeps waiters queued with a queueTimeout beyond 2^31-1 ms", async 
     held.release();
     (await waiter).release();
     assert.equal(limiter.stats().timedOut, 0);
+  }
+});
+
+test("Limiter feeds every released permit to the algorithm and applies its limit", async () => {
+  const { algorithm, samples } = scripted(2);
+  const limiter = new Limiter({ limit: algorithm, queue: 5 });
+  assert.equal(limiter.limit, 2);
+  const a = limiter.tryAcquire()!;
+  const b = limiter.tryAcquire()!;
+  const waiting = [limiter.acquire(), limiter.acquire()];
+  await new Promise((resolve) => setTimeout(resolve, 15));
+  algorithm.limit = 3; // read after the next update
+  a.release();
+  a.release();
+  assert.equal(samples.length, 1);
+  assert.ok(samples[0].rtt >= 10, `rtt ${samples[0].rtt}`);
+  assert.equal(samples[0].inflight, 1);
+  assert.equal(samples[0].dropped, false);
+  // Raised to 3: both waiters are admitted at once.
+  assert.equal(limiter.limit, 3);
+  assert.equal(limiter.active, 3);
+  assert.equal(limiter.stats().limit, 3);
+  const [c, d] = await Promise.all(waiting);
+  algorithm.limit = 1; // lowered: holders keep their permits
+  b.release();
+  assert.equal(limiter.active, 2);
+  assert.equal(samples[1].inflight, 2);
+  c.release();
+  d.release();
+  assert.equal(samples.length, 4);
+  assert.equal(limiter.active, 0);
+});
+
+test("Limiter tells the algorithm when run() fails and takes a number to go static", async () => {
+  const { algorithm, samples } = scripted(4);
+  const limiter = new Limiter({ limit: algorithm });
+  await assert.rejects(limiter.run(() => Promise.reject(new Error("x"))));
+  await limiter.run(() => "fine");
+  assert.deepEqual(samples.map((s) => s.dropped), [true, false]);
+  limiter.limit = 7;
+  algorithm.limit = 1;
+  limiter.tryAcquire()!.release();
+  assert.equal(samples.length, 2);
+  assert.equal(limiter.limit, 7);
+  limiter.limit = algorithm;
+  assert.equal(limiter.limit, 1);
+});
+
+test("Limiter keeps counting right when an algorithm misbehaves", () => {
+  const bad: LimitAlgorithm = { limit: 0.5, update() {} };
+  const limiter = new Limiter({ limit: bad });
+  assert.equal(limiter.limit, 1);
+  const nan = { limit: 3, update() {} };
+  limiter.limit = nan;
+  nan.limit = NaN;
+  limiter.tryAcquire()!.release();
+  assert.equal(limiter.limit, 1);
+  assert.equal(limiter.active, 0);
+});
+
+test("Limiter keeps the last good limit and serves on when an algorithm's update throws", async () => {
+  const errors: unknown[] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => void errors.push(args);
+  try {
+    let calls = 0;
+    const broken: LimitAlgorithm = {
+      get limit() {
+        return calls < 3 ? 4 : 2;
+      },
+      update() {
+        if (++calls >= 3) throw new Error("bug in the algorithm");
+      },
+    };
+    const limiter = new Limiter({ limit: broken, queue: 100 });
+    const results = await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, i) => limiter.run(() => tick().then(() => i)),
+      ),
+    );
+    assert.equal(results.length, 20);
+    await tick();
+    assert.equal(limiter.active, 0);
+    assert.equal(limiter.limit, 4, "the last good limit");
+    assert.equal(errors.length, 1, "reported once");
+  } finally {
+    console.error = original;
   }
 });

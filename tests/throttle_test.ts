@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Limiter, type RejectInfo, throttle } from "../mod.ts";
-import { collector, deferred, settled, tick } from "./_helpers.ts";
+import { aimd, Limiter, type RejectInfo, throttle } from "../mod.ts";
+import { collector, deferred, scripted, settled, tick } from "./_helpers.ts";
 
 const url = "http://localhost/";
 const ok = () => new Response("ok");
@@ -684,4 +684,46 @@ test("throttle() given a Hono app points to app.fetch and the Hono middleware", 
       error instanceof TypeError && /app\.fetch/.test(error.message) &&
       /floodgate\/hono/.test(error.message),
   );
+});
+
+test("throttle() with an adaptive limit counts a handler that throws as dropped", async () => {
+  const { algorithm, samples } = scripted(10);
+  const handler = throttle((request: Request) => {
+    if (request.url.endsWith("/throw")) throw new Error("sync");
+    if (request.url.endsWith("/reject")) {
+      return Promise.reject(new Error("async"));
+    }
+    return Promise.resolve(new Response("ok"));
+  }, { limit: algorithm });
+  assert.throws(() => handler(new Request("http://x/throw")));
+  await assert.rejects(
+    Promise.resolve(handler(new Request("http://x/reject"))),
+  );
+  await handler(new Request("http://x/fine"));
+  await tick();
+  assert.deepEqual(samples.map((s) => s.dropped), [true, true, false]);
+  assert.equal(handler.stats().active, 0);
+});
+
+test("dryRun with an adaptive limit reports the would-be limit and rejections, enforcing nothing", async () => {
+  const algorithm = aimd({ min: 1, initial: 4, max: 100 });
+  const handler = throttle(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    return new Response("ok");
+  }, { limit: algorithm, dryRun: true });
+  // The limit is 4 from the start: of 5 at once, 1 would be rejected, but
+  // all are served.
+  const burst = () =>
+    Promise.all(
+      Array.from({ length: 5 }, () => handler(new Request("http://x/"))),
+    );
+  assert.ok((await burst()).every((r) => r.status === 200));
+  let stats = handler.stats();
+  assert.deepEqual([stats.limit, stats.admitted, stats.rejected], [4, 5, 1]);
+  assert.ok((await burst()).every((r) => r.status === 200));
+  stats = handler.stats();
+  // Shadow mode: the limit shown is the one the algorithm would enforce.
+  assert.equal(stats.limit, algorithm.limit);
+  assert.deepEqual([stats.admitted, stats.active], [10, 0]);
+  assert.equal(stats.active, 0);
 });
