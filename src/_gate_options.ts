@@ -57,14 +57,14 @@ function checkSynchronous<T>(name: string, value: unknown): T | undefined {
 export function checkGateOptions<S, A extends unknown[]>(
   options: unknown,
 ): GateConfig<S, A> {
-  const o = checkOptionsObject(options, THROTTLE_OPTION_NAMES);
-  const keyOf = checkSynchronous<GateConfig<S, A>["keyOf"]>("key", o.key);
-  const skip = checkSynchronous<GateConfig<S, A>["skip"]>("skip", o.skip);
-  const reject = checkFunction<Reject<S>>("reject", o.reject);
-  const byBody = checkChoice("release", o.release, {
+  const given = checkOptionsObject(options, THROTTLE_OPTION_NAMES);
+  const keyOf = checkSynchronous<GateConfig<S, A>["keyOf"]>("key", given.key);
+  const skip = checkSynchronous<GateConfig<S, A>["skip"]>("skip", given.skip);
+  const reject = checkFunction<Reject<S>>("reject", given.reject);
+  const byBody = checkChoice("release", given.release, {
     choices: ["response", "body"],
   }) === "body";
-  const retryAfter = checkInteger("retryAfter", o.retryAfter, {
+  const retryAfter = checkInteger("retryAfter", given.retryAfter, {
     min: 0,
     max: Number.MAX_SAFE_INTEGER,
     fallback: 1,
@@ -76,14 +76,16 @@ export function checkGateOptions<S, A extends unknown[]>(
     reject: rejection(reject, { retryAfter }),
   };
 
-  if (o.limiter !== undefined) {
-    if (!(o.limiter instanceof Limiter)) {
+  if (given.limiter !== undefined) {
+    if (!(given.limiter instanceof Limiter)) {
       throw new TypeError(
-        `floodgate: option "limiter" must be a Limiter, got ${show(o.limiter)}`,
+        `floodgate: option "limiter" must be a Limiter, got ${
+          show(given.limiter)
+        }`,
       );
     }
     const conflict = LIMITER_OPTION_NAMES.find((name) =>
-      o[name] !== undefined
+      given[name] !== undefined
     ) ??
       (keyOf !== undefined ? "key" : undefined);
     if (conflict !== undefined) {
@@ -91,9 +93,9 @@ export function checkGateOptions<S, A extends unknown[]>(
         `floodgate: option "limiter" cannot be combined with "${conflict}"; set it on the Limiter`,
       );
     }
-    return { ...common, shared: slotsOf(o.limiter), keyed: undefined };
+    return { ...common, shared: slotsOf(given.limiter), keyed: undefined };
   }
-  const config = checkLimiterOptions(o as LimiterOptions);
+  const config = checkLimiterOptions(given as LimiterOptions);
   return keyOf === undefined
     ? { ...common, shared: new Slots(config), keyed: undefined }
     : { ...common, shared: undefined, keyed: new KeyedSlots(config) };

@@ -55,14 +55,19 @@ export abstract class Windowed implements LimitAlgorithm {
 
   /** Checks the shared options; returns all options for the subclass. */
   constructor(options: unknown, known: readonly string[]) {
-    const o = checkOptionsObject(options, ["initial", "min", "max", ...known]);
-    this.options = o;
-    this.min = checkInteger("min", o.min, { min: 1, fallback: 1 });
-    this.max = checkInteger("max", o.max, {
+    const given = checkOptionsObject(options, [
+      "initial",
+      "min",
+      "max",
+      ...known,
+    ]);
+    this.options = given;
+    this.min = checkInteger("min", given.min, { min: 1, fallback: 1 });
+    this.max = checkInteger("max", given.max, {
       min: this.min,
       fallback: Math.max(1000, this.min),
     });
-    this.#estimate = checkInteger("initial", o.initial, {
+    this.#estimate = checkInteger("initial", given.initial, {
       min: this.min,
       fallback: Math.min(Math.max(20, this.min), this.max),
     });

@@ -36,18 +36,18 @@ class Aimd extends Windowed {
 
   constructor(options: AimdOptions | undefined) {
     super(options, ["backoff", "tolerance", "increase"]);
-    const o = this.options;
-    this.#backoff = checkNumber("backoff", o.backoff, {
+    const given = this.options;
+    this.#backoff = checkNumber("backoff", given.backoff, {
       fallback: 0.9,
       above: 0,
       below: 1,
     });
-    this.#tolerance = checkNumber("tolerance", o.tolerance, {
+    this.#tolerance = checkNumber("tolerance", given.tolerance, {
       fallback: 1.2,
       min: 1,
       max: Infinity,
     });
-    this.#increase = checkNumber("increase", o.increase, {
+    this.#increase = checkNumber("increase", given.increase, {
       fallback: 1,
       above: 0,
       max: Infinity,

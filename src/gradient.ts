@@ -33,18 +33,18 @@ class Gradient extends Windowed {
 
   constructor(options: GradientOptions | undefined) {
     super(options, ["tolerance", "queue", "smoothing"]);
-    const o = this.options;
-    this.#tolerance = checkNumber("tolerance", o.tolerance, {
+    const given = this.options;
+    this.#tolerance = checkNumber("tolerance", given.tolerance, {
       fallback: 1.1,
       min: 1,
       max: Infinity,
     });
-    this.#queue = checkNumber("queue", o.queue, {
+    this.#queue = checkNumber("queue", given.queue, {
       fallback: 0.1,
       above: 0,
       max: 1,
     });
-    this.#smoothing = checkNumber("smoothing", o.smoothing, {
+    this.#smoothing = checkNumber("smoothing", given.smoothing, {
       fallback: 0.5,
       above: 0,
       max: 1,

@@ -111,17 +111,17 @@ function checkLimit(value: unknown): number | LimitAlgorithm {
  * Checks limiter options that were already found to be an object with known
  * names only.
  */
-export function checkLimiterOptions(o: LimiterOptions): SlotsConfig {
+export function checkLimiterOptions(given: LimiterOptions): SlotsConfig {
   return {
-    limit: o.limit === undefined ? 100 : checkLimit(o.limit),
-    queue: checkInteger("queue", o.queue, {
+    limit: given.limit === undefined ? 100 : checkLimit(given.limit),
+    queue: checkInteger("queue", given.queue, {
       min: 0,
       infinite: true,
       fallback: 0,
     }),
-    queueTimeout: checkDuration("queueTimeout", o.queueTimeout, Infinity),
-    order: checkChoice("order", o.order, { choices: ["fifo", "lifo"] }),
-    dryRun: checkBoolean("dryRun", o.dryRun),
+    queueTimeout: checkDuration("queueTimeout", given.queueTimeout, Infinity),
+    order: checkChoice("order", given.order, { choices: ["fifo", "lifo"] }),
+    dryRun: checkBoolean("dryRun", given.dryRun),
   };
 }
 

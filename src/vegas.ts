@@ -26,13 +26,13 @@ class Vegas extends Windowed {
 
   constructor(options: VegasOptions | undefined) {
     super(options, ["alpha", "beta"]);
-    const o = this.options;
-    this.#alpha = checkNumber("alpha", o.alpha, {
+    const given = this.options;
+    this.#alpha = checkNumber("alpha", given.alpha, {
       fallback: 0.1,
       above: 0,
       max: 1,
     });
-    this.#beta = checkNumber("beta", o.beta, {
+    this.#beta = checkNumber("beta", given.beta, {
       fallback: Math.max(0.2, this.#alpha),
       min: this.#alpha,
       max: 1,
