@@ -38,6 +38,11 @@ const steps: Step[] = [
     ],
   },
   {
+    name: "type-check the Bun example against Bun's types",
+    command: deno,
+    args: ["check", "--config", "examples/bun_check.jsonc", "examples/bun.js"],
+  },
+  {
     name: "doc lint",
     command: deno,
     args: ["run", "--allow-run", "--allow-read", "scripts/doc_lint.ts"],

@@ -26,6 +26,14 @@ export type Outcome = "done" | "dropped";
 /** The hold of every slot granted under a static limit: nothing to time. */
 export const UNTIMED: Hold = Object.freeze({ granted: 0, inflight: 0 });
 
+/**
+ * Every runtime has a console, but not every program's types declare one
+ * (a Bun or Workers program without the DOM library).
+ */
+const logError = (message: string, error: unknown): void =>
+  (globalThis as { console?: { error(...data: unknown[]): void } }).console
+    ?.error(message, error);
+
 /** setTimeout fires at once beyond this many milliseconds. */
 const LONGEST_TIMER = 2 ** 31 - 1;
 
@@ -262,9 +270,8 @@ export class Slots {
       // limit stays, and the error is reported once.
       if (this.#algorithmFailed) return;
       this.#algorithmFailed = true;
-      console.error(
-        "floodgate: the limit algorithm threw; keeping the limit at",
-        this.#limit,
+      logError(
+        `floodgate: the limit algorithm threw; the limit stays at ${this.#limit}`,
         error,
       );
     }
