@@ -34,6 +34,14 @@ const logError = (message: string, error: unknown): void =>
   (globalThis as { console?: { error(...data: unknown[]): void } }).console
     ?.error(message, error);
 
+/**
+ * workerd cancels a request that waits on nothing of its own ("the Worker's
+ * code had hung"): a waiter there keeps a timer in its own request context
+ * even without a queueTimeout.
+ */
+const TIMER_KEEPS_ALIVE =
+  globalThis.navigator?.userAgent === "Cloudflare-Workers";
+
 /** setTimeout fires at once beyond this many milliseconds. */
 const LONGEST_TIMER = 2 ** 31 - 1;
 
@@ -197,7 +205,7 @@ export class Slots {
       };
       signal.addEventListener("abort", waiter.onAbort);
     }
-    if (this.#queueTimeout !== Infinity) {
+    if (this.#queueTimeout !== Infinity || TIMER_KEEPS_ALIVE) {
       this.#armTimeout(waiter, this.#queueTimeout);
     }
     this.#waiters.push(waiter);
@@ -288,7 +296,10 @@ export class Slots {
     }
   }
 
-  /** Arms the queue timeout, in steps that setTimeout can take. */
+  /**
+   * Arms the queue timeout, in steps that setTimeout can take (an infinite
+   * one, which only keeps the request alive, never ends).
+   */
   #armTimeout(waiter: Waiter, ms: number): void {
     waiter.timer = setTimeout(() => {
       if (ms > LONGEST_TIMER) this.#armTimeout(waiter, ms - LONGEST_TIMER);

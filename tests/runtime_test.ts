@@ -5,6 +5,7 @@ import {
   mkdir,
   mkdtemp,
   readdir,
+  readFile,
   rm,
   writeFile,
 } from "node:fs/promises";
@@ -156,28 +157,32 @@ async function workerdBinary(): Promise<string> {
   );
 }
 
-test(`${runtime}: the Workers example runs the npm build in workerd`, async () => {
+/**
+ * Starts `worker` (an ES module's source, which imports "floodgate") in
+ * workerd with the npm build, and returns its URL and a stop function.
+ */
+async function startWorker(
+  worker: string,
+  options: { flags?: string[] } = {},
+) {
   const build = join(root, "npm");
   const dir = await mkdtemp(join(tmpdir(), "floodgate-workerd-"));
-  try {
-    // The worker imports "floodgate"; the build's own imports are relative.
-    const modules = [`(name = "worker.js", esModule = embed "worker.js")`];
-    await copyFile(
-      join(root, "examples", "cloudflare_worker.js"),
-      join(dir, "worker.js"),
-    );
-    await copyFile(join(build, "mod.js"), join(dir, "mod.js"));
-    modules.push(`(name = "floodgate", esModule = embed "mod.js")`);
-    await mkdir(join(dir, "src"));
-    for (const file of await readdir(join(build, "src"))) {
-      if (!file.endsWith(".js")) continue;
-      await copyFile(join(build, "src", file), join(dir, "src", file));
-      modules.push(`(name = "src/${file}", esModule = embed "src/${file}")`);
-    }
-    const port = await freePort();
-    await writeFile(
-      join(dir, "config.capnp"),
-      `using Workerd = import "/workerd/workerd.capnp";
+  // The worker imports "floodgate"; the build's own imports are relative.
+  const modules = [`(name = "worker.js", esModule = embed "worker.js")`];
+  await writeFile(join(dir, "worker.js"), worker);
+  await copyFile(join(build, "mod.js"), join(dir, "mod.js"));
+  modules.push(`(name = "floodgate", esModule = embed "mod.js")`);
+  await mkdir(join(dir, "src"));
+  for (const file of await readdir(join(build, "src"))) {
+    if (!file.endsWith(".js")) continue;
+    await copyFile(join(build, "src", file), join(dir, "src", file));
+    modules.push(`(name = "src/${file}", esModule = embed "src/${file}")`);
+  }
+  const port = await freePort();
+  const flags = (options.flags ?? []).map((flag) => `"${flag}"`).join(", ");
+  await writeFile(
+    join(dir, "config.capnp"),
+    `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [(name = "main", worker = .worker)],
   sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],
@@ -185,21 +190,112 @@ const config :Workerd.Config = (
 const worker :Workerd.Worker = (
   modules = [${modules.join(",\n    ")}],
   compatibilityDate = "2026-11-01",
+  compatibilityFlags = [${flags}],
 );
 `,
-    );
+  );
+  try {
     const server = await startProcess(
       await workerdBinary(),
       ["serve", join(dir, "config.capnp")],
       port,
       "/?work=0",
     );
-    try {
-      assert.deepEqual(await burst(server.url, 2, 1000), [200, 503]);
-    } finally {
-      await server.stop();
-    }
-  } finally {
+    return {
+      url: server.url,
+      async stop() {
+        await server.stop();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
     await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+test(`${runtime}: the Workers example runs the npm build in workerd`, async () => {
+  const worker = await startWorker(
+    await readFile(join(root, "examples", "cloudflare_worker.js"), "utf8"),
+  );
+  try {
+    assert.deepEqual(await burst(worker.url, 2, 1000), [200, 503]);
+  } finally {
+    await worker.stop();
+  }
+});
+
+/** A Worker whose requests take `?work=` ms, behind a queue. */
+function queuedWorker(options: string): string {
+  return `import { throttle } from "floodgate";
+const fetch = throttle(async (request) => {
+  const work = Number(new URL(request.url).searchParams.get("work") ?? 50);
+  await new Promise((resolve) => setTimeout(resolve, work));
+  return new Response("ok");
+}, ${options});
+export default {
+  fetch(request, env, ctx) {
+    if (new URL(request.url).pathname === "/stats") {
+      return Response.json(fetch.stats());
+    }
+    return fetch(request, env, ctx);
+  },
+};
+`;
+}
+
+for (
+  const [name, options, flags] of [
+    ["a queue", "{ limit: 1, queue: 10 }", []],
+    [
+      "a queue and queueTimeout",
+      "{ limit: 1, queue: 10, queueTimeout: 5000 }",
+      [],
+    ],
+    ["a queue and request.signal", "{ limit: 1, queue: 10 }", [
+      "enable_request_signal",
+    ]],
+  ] as const
+) {
+  test(`${runtime}: a Worker with ${name} serves every queued request in workerd and frees every slot`, async () => {
+    const worker = await startWorker(queuedWorker(options), {
+      flags: [...flags],
+    });
+    try {
+      for (let round = 0; round < 2; round++) {
+        const statuses = await burst(worker.url, 3, 50);
+        assert.deepEqual(statuses, [200, 200, 200], `round ${round + 1}`);
+        const after = await stats(worker.url) as Stats & { queued: number };
+        assert.deepEqual([after.active, after.queued], [0, 0]);
+      }
+    } finally {
+      await worker.stop();
+    }
+  });
+}
+
+test(`${runtime}: a Worker with a queue loses no slot to a queued client that leaves, in workerd`, async () => {
+  const worker = await startWorker(queuedWorker("{ limit: 1, queue: 10 }"));
+  try {
+    const first = fetch(`${worker.url}/?work=600`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const client = new AbortController();
+    const leaving = fetch(`${worker.url}/?work=50`, { signal: client.signal })
+      .catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    client.abort();
+    await leaving;
+    assert.equal((await first).status, 200);
+    await (await first).text().catch(() => "");
+    const deadline = Date.now() + 5000;
+    let after = await stats(worker.url) as Stats & { queued: number };
+    while (after.active + after.queued !== 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      after = await stats(worker.url) as Stats & { queued: number };
+    }
+    assert.deepEqual([after.active, after.queued], [0, 0]);
+    assert.deepEqual(await burst(worker.url, 3, 50), [200, 200, 200]);
+  } finally {
+    await worker.stop();
   }
 });
