@@ -14,10 +14,13 @@
  *   stream-body    the same behind throttle() with release: "body"
  *   slow-raw       50 ms of waiting, then 16 KiB
  *   slow-throttled the same behind throttle({ limit: 64 })
+ *
+ * The handler goes to the server as it is, as a user passes it:
+ * `Deno.serve(handler)`, `Bun.serve({ fetch: handler })` and, on Node,
+ * `serve({ fetch: handler })` of @hono/node-server.
  */
 import process from "node:process";
 import { Limiter, throttle } from "../mod.ts";
-import { serve } from "../tests/_server.ts";
 
 const hello = () => new Response("hello");
 const chunk = new Uint8Array(16 * 1024).fill(97);
@@ -38,7 +41,12 @@ const slow = async () => {
 const held = new Limiter({ limit: 1 });
 held.tryAcquire();
 
-const handlers: Record<string, (request: Request) => unknown> = {
+type Handler = (
+  request: Request,
+  ...rest: unknown[]
+) => Response | Promise<Response>;
+
+const handlers: Record<string, Handler> = {
   "raw": hello,
   "raw-again": hello,
   "throttled": throttle(hello, { limit: 1000 }),
@@ -56,5 +64,18 @@ const handlers: Record<string, (request: Request) => unknown> = {
 };
 const handler = handlers[process.env.MODE ?? "raw"];
 if (!handler) throw new Error(`unknown MODE ${process.env.MODE}`);
-await serve(handler, Number(process.env.PORT));
+const hostname = "127.0.0.1";
+const port = Number(process.env.PORT);
+const { Bun } = globalThis as unknown as {
+  Bun?: {
+    serve(options: { hostname: string; port: number; fetch: Handler }): unknown;
+  };
+};
+if (Bun) Bun.serve({ hostname, port, fetch: handler });
+else if ("Deno" in globalThis) {
+  Deno.serve({ hostname, port, onListen() {} }, handler);
+} else {
+  const { serve } = await import("@hono/node-server");
+  serve({ fetch: handler, hostname, port });
+}
 setTimeout(() => process.exit(0), Number(process.env.LIFETIME ?? 60) * 1000);

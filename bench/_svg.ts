@@ -125,11 +125,19 @@ export function lineChart(
   return out.join("\n") + "\n";
 }
 
+/** A bar of {@linkcode barChart}, with an optional interval around it. */
+export interface Bar {
+  label: string;
+  value: number;
+  low?: number;
+  high?: number;
+}
+
 /** A bar chart of one value per label, with a reference line. */
 export function barChart(
   title: string,
   yLabel: string,
-  bars: Array<{ label: string; value: number }>,
+  bars: Bar[],
   reference?: number,
 ): string {
   const f: Frame = {
@@ -139,7 +147,8 @@ export function barChart(
     right: 20,
     top: 40,
     bottom: 70,
-    yMax: Math.max(reference ?? 0, ...bars.map((b) => b.value)) * 1.1,
+    yMax: Math.max(reference ?? 0, ...bars.map((b) => b.high ?? b.value)) *
+      1.1,
   };
   const { out, py } = frame(f, title, yLabel);
   const slot = (f.width - f.left - f.right) / bars.length;
@@ -150,12 +159,20 @@ export function barChart(
         py(0) - py(b.value)
       }" fill="${COLOURS[0]}"/>`,
       `<text x="${x + slot * 0.35}" y="${
-        py(b.value) - 4
+        py(b.high ?? b.value) - 4
       }" text-anchor="middle">${b.value.toFixed(2)}</text>`,
       `<text x="${x + slot * 0.35}" y="${
         f.height - f.bottom + 16
       }" text-anchor="middle">${b.label}</text>`,
     );
+    if (b.low !== undefined && b.high !== undefined) {
+      const mid = x + slot * 0.35;
+      out.push(
+        `<path d="M${mid - 6} ${py(b.low)}H${mid + 6}M${mid} ${py(b.low)}V${
+          py(b.high)
+        }M${mid - 6} ${py(b.high)}H${mid + 6}" stroke="black"/>`,
+      );
+    }
   });
   if (reference !== undefined) {
     out.push(

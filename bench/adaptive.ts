@@ -11,7 +11,8 @@
  * Usage: deno run -A bench/adaptive.ts
  */
 import { lineChart } from "./_svg.ts";
-import { percentile, startDeno } from "./_process.ts";
+import { freePort, type Process, startProcess } from "../scripts/_process.ts";
+import { percentile } from "../scripts/_stats.ts";
 
 const C = 16;
 const BASE_MS = 20;
@@ -36,6 +37,22 @@ const label = (spec: string) =>
     : `${spec}()`;
 
 const here = new URL(".", import.meta.url).pathname;
+
+/** Runs `deno run -A script` with `env` and waits until `path` answers. */
+async function startDeno(
+  script: string,
+  env: Record<string, string>,
+  path = "/",
+): Promise<Process> {
+  const port = await freePort();
+  return await startProcess(
+    Deno.execPath(),
+    ["run", "-A", script],
+    port,
+    path,
+    env,
+  );
+}
 const lifetime = String(
   Math.ceil((configs.length * (WARMUP_MS + MEASURE_MS + 3000)) / 1000) + 60,
 );

@@ -150,6 +150,8 @@ for await (const entry of Deno.readDir(join(root, "tests"))) {
   const target = await transpileBesideBuild(root, join("tests", entry.name));
   if (entry.name.endsWith("_test.ts")) testFiles.push(target);
 }
+// The process helper the tests share with the benchmarks.
+await transpileBesideBuild(root, "scripts/_process.ts");
 await run("node", [
   "--expose-gc",
   "--test",
@@ -157,6 +159,7 @@ await run("node", [
   ...testFiles.sort(),
 ], { cwd: root });
 await Deno.remove(testsOut, { recursive: true });
+await Deno.remove(join(out, "scripts"), { recursive: true });
 
 // 3. Pack, install into a scratch project, use it as a consumer would.
 const scratch = await Deno.makeTempDir({ prefix: "floodgate-consumer-" });

@@ -1,10 +1,10 @@
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { createServer } from "node:net";
-import type { AddressInfo } from "node:net";
-import { join } from "node:path";
-import process from "node:process";
-import { fileURLToPath } from "node:url";
+// One process helper for the tests and the benchmarks.
+export {
+  freePort,
+  type Process,
+  repoRoot,
+  startProcess,
+} from "../scripts/_process.ts";
 
 /**
  * Starts a real HTTP server of the runtime running the tests on 127.0.0.1 and
@@ -96,78 +96,4 @@ export async function until(
     if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
-}
-
-/** The repository root (tests also run from the npm build's `npm/tests`). */
-export function repoRoot(): string {
-  const here = fileURLToPath(new URL("..", import.meta.url));
-  return existsSync(join(here, "deno.json")) ? here : join(here, "..");
-}
-
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-export interface Process {
-  pid: number;
-  url: string;
-  output(): string;
-  stop(): Promise<void>;
-}
-
-/**
- * Starts a server process listening on `port` (also given to it as $PORT,
- * with `env`) and waits until `path` answers. It is stopped by its PID.
- */
-export async function startProcess(
-  command: string,
-  args: string[],
-  port: number,
-  path = "/",
-  env: Record<string, string> = {},
-): Promise<Process> {
-  const child = spawn(command, args, {
-    cwd: repoRoot(),
-    env: { ...process.env, ...env, PORT: String(port), NO_COLOR: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout!.on("data", (chunk) => output += chunk);
-  child.stderr!.on("data", (chunk) => output += chunk);
-  const exited = new Promise<void>((resolve) =>
-    child.once("exit", () => resolve())
-  );
-  const url = `http://127.0.0.1:${port}`;
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill();
-    await exited;
-  };
-  const deadline = Date.now() + 30_000;
-  while (true) {
-    if (child.exitCode !== null) {
-      throw new Error(`${command} ${args.join(" ")} exited:\n${output}`);
-    }
-    try {
-      await (await fetch(url + path)).arrayBuffer();
-      break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(
-        `${command} ${args.join(" ")} did not answer:\n${output}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return { pid: child.pid!, url, output: () => output, stop };
 }
