@@ -186,7 +186,15 @@ export function gate<
       slots.enqueue(new Waiter(resolve, reject), request.signal)
     );
     return granted.then(
-      (hold) => admitted(slots, hold, key, request, rest),
+      (hold) => {
+        if (slots.claim(hold)) return admitted(slots, hold, key, request, rest);
+        // Withdrawn before it was claimed: start over.
+        const again = slots.acquireNow();
+        if (again !== undefined) {
+          return admitted(slots, again, key, request, rest);
+        }
+        return waitOrReject(slots, key, subject, request, rest);
+      },
       (error) => {
         if (key !== undefined) keyed!.retireIfIdle(key, slots);
         if (error instanceof RejectedError) {

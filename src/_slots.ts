@@ -35,12 +35,29 @@ const logError = (message: string, error: unknown): void =>
     ?.error(message, error);
 
 /**
- * workerd cancels a request that waits on nothing of its own ("the Worker's
- * code had hung"): a waiter there keeps a timer in its own request context
- * even without a queueTimeout.
+ * workerd runs each request in a context of its own and cancels one that
+ * waits on nothing of its own ("the Worker's code had hung"), or whose client
+ * reset the connection. So there a waiter keeps a timer ticking in its own
+ * context, even without a queueTimeout; and a slot granted from the queue is
+ * only offered until the waiter claims it from its own context: an offer
+ * nobody claims (the waiter's request died) is withdrawn and passed on.
  */
-const TIMER_KEEPS_ALIVE =
-  globalThis.navigator?.userAgent === "Cloudflare-Workers";
+const IN_WORKERD = globalThis.navigator?.userAgent === "Cloudflare-Workers";
+/** How often a waiter's timer ticks in workerd, ms. */
+const TICK = 100;
+/**
+ * How long an offer may stay unclaimed, ms. It is withdrawn by the first
+ * event this long after an earlier one saw it unclaimed, so that a clock
+ * that stands still between events (as deployed Workers' does) cannot cut
+ * it short.
+ */
+const CLAIM_WINDOW = 250;
+
+/** A slot granted from the queue in workerd, until its waiter claims it. */
+interface Offer extends Hold {
+  /** When an event first saw it unclaimed; 0 until then. */
+  seen: number;
+}
 
 /** setTimeout fires at once beyond this many milliseconds. */
 const LONGEST_TIMER = 2 ** 31 - 1;
@@ -99,6 +116,7 @@ export class Slots {
   #rejected = 0;
   #timedOut = 0;
   #aborted = 0;
+  readonly #offers = new Set<Offer>();
   #closed: Promise<void> | undefined = undefined;
   #resolveClosed: (() => void) | undefined = undefined;
 
@@ -153,6 +171,7 @@ export class Slots {
    */
   acquireNow(): Hold | undefined {
     if (this.#closed !== undefined) return undefined;
+    if (this.#offers.size !== 0) this.#withdrawUnclaimed();
     if (this.#active < this.#limit && this.#waiters.size === 0) {
       return this.#take();
     }
@@ -205,10 +224,22 @@ export class Slots {
       };
       signal.addEventListener("abort", waiter.onAbort);
     }
-    if (this.#queueTimeout !== Infinity || TIMER_KEEPS_ALIVE) {
-      this.#armTimeout(waiter, this.#queueTimeout);
+    if (this.#queueTimeout !== Infinity || IN_WORKERD) {
+      this.#armTimer(waiter, this.#queueTimeout);
     }
     this.#waiters.push(waiter);
+  }
+
+  /**
+   * Takes a slot granted from the queue, from the waiter's own context.
+   * Returns `false` when the grant was withdrawn meanwhile (in workerd, after
+   * it stayed unclaimed too long): the caller must acquire again.
+   */
+  claim(hold: Hold): boolean {
+    if (!IN_WORKERD || this.#offers.delete(hold as Offer)) return true;
+    // Counted as aborted when withdrawn; the waiter was alive after all.
+    this.#aborted--;
+    return false;
   }
 
   /**
@@ -292,22 +323,55 @@ export class Slots {
         ? this.#waiters.takeNewest()!
         : this.#waiters.takeOldest()!;
       waiter.stopWaiting();
-      waiter.grant(this.#take());
+      const hold = this.#take();
+      if (!IN_WORKERD) waiter.grant(hold);
+      else {
+        const offer: Offer = { ...hold, seen: 0 };
+        this.#offers.add(offer);
+        waiter.grant(offer);
+      }
     }
   }
 
   /**
-   * Arms the queue timeout, in steps that setTimeout can take (an infinite
-   * one, which only keeps the request alive, never ends).
+   * Withdraws the offers that stayed unclaimed for a claim window (their
+   * waiters' requests died) and passes their slots on.
    */
-  #armTimeout(waiter: Waiter, ms: number): void {
+  #withdrawUnclaimed(): void {
+    const now = Date.now();
+    let withdrawn = false;
+    for (const offer of this.#offers) {
+      if (offer.seen === 0) offer.seen = now;
+      else if (now - offer.seen >= CLAIM_WINDOW) {
+        this.#offers.delete(offer);
+        this.#active--;
+        this.#admitted--;
+        this.#aborted++;
+        withdrawn = true;
+      }
+    }
+    if (!withdrawn) return;
+    if (this.#waiters.size !== 0) this.#grantWaiters();
+    else if (this.#active === 0) this.#resolveClosed?.();
+  }
+
+  /**
+   * Arms the waiter's timer for the queue timeout `ms`, in steps that
+   * setTimeout can take; in workerd in ticks, each of which also withdraws
+   * unclaimed offers (an infinite timeout there only keeps the request
+   * alive).
+   */
+  #armTimer(waiter: Waiter, ms: number): void {
+    const step = Math.min(ms, IN_WORKERD ? TICK : LONGEST_TIMER);
     waiter.timer = setTimeout(() => {
-      if (ms > LONGEST_TIMER) this.#armTimeout(waiter, ms - LONGEST_TIMER);
+      if (this.#offers.size !== 0) this.#withdrawUnclaimed();
+      if (!waiter.queued) return;
+      if (ms > step) this.#armTimer(waiter, ms - step);
       else if (this.#abandon(waiter)) {
         this.#timedOut++;
         waiter.fail(new RejectedError("timeout"));
       }
-    }, Math.min(ms, LONGEST_TIMER));
+    }, step);
   }
 
   /** Takes a waiter that gives up out of the queue, if it is still there. */

@@ -173,6 +173,17 @@ function runHeld<T>(
   });
 }
 
+/**
+ * Waits in the queue of `slots`. The caller continues in a reaction to the
+ * promise, which runs in a microtask of its own (never inside another
+ * caller's release) and, in workerd, in the caller's own request context.
+ */
+function queue(slots: Slots, signal: AbortSignal | undefined): Promise<Hold> {
+  return new Promise((resolve, reject) =>
+    slots.enqueue(new Waiter(resolve, reject), signal)
+  );
+}
+
 const slotsOfLimiter = new WeakMap<Limiter, Slots>();
 
 /** The slots behind `limiter`, for the fetch wrapper. */
@@ -282,10 +293,9 @@ export class Limiter {
         return Promise.resolve(new LimiterPermit(slots, hold));
       }
     }
-    return new Promise((resolve, reject) => {
-      const grant = (hold: Hold) => resolve(new LimiterPermit(slots, hold));
-      slots.enqueue(new Waiter(grant, reject), signal);
-    });
+    return queue(slots, signal).then((hold) =>
+      slots.claim(hold) ? new LimiterPermit(slots, hold) : this.acquire(options)
+    );
   }
 
   /**
@@ -308,11 +318,9 @@ export class Limiter {
       const hold = slots.acquireNow();
       if (hold !== undefined) return runHeld(slots, hold, fn);
     }
-    return new Promise<T>((resolve, reject) => {
-      const grant = (hold: Hold) =>
-        queueMicrotask(() => resolve(runHeld(slots, hold, fn)));
-      slots.enqueue(new Waiter(grant, reject), signal);
-    });
+    return queue(slots, signal).then((hold) =>
+      slots.claim(hold) ? runHeld(slots, hold, fn) : this.run(fn, options)
+    );
   }
 
   /**

@@ -9,6 +9,7 @@ import {
   rm,
   writeFile,
 } from "node:fs/promises";
+import { spawn } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -63,7 +64,12 @@ async function stats(url: string): Promise<Stats> {
 /** Fires `count` concurrent requests that each work `ms` and returns the statuses. */
 async function burst(url: string, count: number, ms: number) {
   const responses = await Promise.all(
-    Array.from({ length: count }, () => fetch(`${url}/?work=${ms}`)),
+    // A wedged server fails the test instead of hanging it.
+    Array.from(
+      { length: count },
+      () =>
+        fetch(`${url}/?work=${ms}`, { signal: AbortSignal.timeout(10_000) }),
+    ),
   );
   for (const response of responses.filter((r) => r.status === 503)) {
     assert.equal(response.headers.get("retry-after"), "1");
@@ -244,6 +250,36 @@ export default {
 `;
 }
 
+/** A Worker whose requests run through a Limiter's run(), behind a queue. */
+const runWorker = `import { Limiter } from "floodgate";
+const limiter = new Limiter({ limit: 1, queue: 10 });
+export default {
+  async fetch(request) {
+    if (new URL(request.url).pathname === "/stats") {
+      return Response.json(limiter.stats());
+    }
+    const work = Number(new URL(request.url).searchParams.get("work") ?? 50);
+    return await limiter.run(async () => {
+      await new Promise((resolve) => setTimeout(resolve, work));
+      return new Response("ok");
+    });
+  },
+};
+`;
+
+test(`${runtime}: a Worker whose queued jobs go through Limiter.run() serves them all in workerd`, async () => {
+  const worker = await startWorker(runWorker);
+  try {
+    for (let round = 0; round < 2; round++) {
+      assert.deepEqual(await burst(worker.url, 3, 50), [200, 200, 200]);
+      const after = await stats(worker.url) as Stats & { queued: number };
+      assert.deepEqual([after.active, after.queued], [0, 0]);
+    }
+  } finally {
+    await worker.stop();
+  }
+});
+
 for (
   const [name, options, flags] of [
     ["a queue", "{ limit: 1, queue: 10 }", []],
@@ -295,6 +331,45 @@ test(`${runtime}: a Worker with a queue loses no slot to a queued client that le
     }
     assert.deepEqual([after.active, after.queued], [0, 0]);
     assert.deepEqual(await burst(worker.url, 3, 50), [200, 200, 200]);
+  } finally {
+    await worker.stop();
+  }
+});
+
+/**
+ * Sends one request for `path` on a raw socket from a Node process and resets
+ * the connection (TCP RST) after `ms`: a client that leaves abruptly, which
+ * ends the request's context in workerd.
+ */
+async function resetAfter(url: string, path: string, ms: number) {
+  const { port } = new URL(url);
+  const script = `
+const net = require("node:net");
+const socket = net.connect(${port}, "127.0.0.1", () => {
+  socket.write("GET ${path} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n");
+  setTimeout(() => socket.resetAndDestroy(), ${ms});
+});
+socket.on("error", () => {});
+socket.on("close", () => process.exit(0));`;
+  const child = spawn("node", ["-e", script], { stdio: "inherit" });
+  await new Promise((resolve) => child.on("exit", resolve));
+}
+
+test(`${runtime}: a Worker with a queue gets back the slot of a queued client that resets its connection, in workerd`, async () => {
+  const worker = await startWorker(queuedWorker("{ limit: 1, queue: 10 }"));
+  try {
+    const first = fetch(`${worker.url}/?work=1000`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const leaving = resetAfter(worker.url, "/?work=50", 300);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const behind = fetch(`${worker.url}/?work=50`);
+    await leaving;
+    const statuses = [(await first).status, (await behind).status];
+    await Promise.all([first, behind].map(async (r) => (await r).text()));
+    assert.deepEqual(statuses, [200, 200]);
+    assert.deepEqual(await burst(worker.url, 3, 50), [200, 200, 200]);
+    const after = await stats(worker.url) as Stats & { queued: number };
+    assert.deepEqual([after.active, after.queued], [0, 0]);
   } finally {
     await worker.stop();
   }
