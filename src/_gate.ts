@@ -53,6 +53,19 @@ function checkHandler(handler: unknown): void {
   );
 }
 
+/**
+ * The promise of a handler's result, or `undefined` when the result is final
+ * already. A thenable other than a native promise is adopted once, and the
+ * adopting promise is what the server gets: a thenable that calls back twice
+ * then releases once, and a lazy one does its work once.
+ */
+function pending<R>(result: R | Promise<R>): Promise<R> | undefined {
+  if (result instanceof Promise) return result;
+  if (result instanceof Response || result === undefined) return undefined;
+  const then = (result as { then?: unknown } | null)?.then;
+  return typeof then === "function" ? Promise.resolve(result) : undefined;
+}
+
 function checkCallbackResult(
   name: "key" | "skip",
   value: unknown,
@@ -133,20 +146,26 @@ export function gate<
       release(slots, hold, "dropped", key);
       throw error;
     }
-    // Promise.resolve() adopts any thenable, so the slot is released exactly
-    // once even if the thenable calls back twice or its `then` throws.
+    let promise: Promise<R> | undefined;
+    try {
+      promise = pending(result);
+    } catch (error) {
+      // A result whose `then` getter throws, or a revoked proxy.
+      release(slots, hold, "dropped", key);
+      throw error;
+    }
     if (!byBody && hold.inflight === 0 && key === undefined) {
       // The common case: no closure, no promise beyond the handler's own.
-      if (result instanceof Response || result === undefined) releaseShared();
-      else Promise.resolve(result).then(releaseShared, releaseShared);
-      return result;
+      if (promise === undefined) releaseShared();
+      else promise.then(releaseShared, releaseShared);
+      return promise ?? result;
     }
     if (!byBody) {
       const done = () => release(slots, hold, adapter.outcome(rest), key);
       const dropped = () => release(slots, hold, "dropped", key);
-      if (result instanceof Response || result === undefined) done();
-      else Promise.resolve(result).then(done, dropped);
-      return result;
+      if (promise === undefined) done();
+      else promise.then(done, dropped);
+      return promise ?? result;
     }
     const when = {
       method: request.method,
@@ -161,10 +180,8 @@ export function gate<
         () => release(slots, hold, outcome, key),
       );
     };
-    if (result instanceof Response || result === undefined) {
-      return releaseWhenSent(result);
-    }
-    return Promise.resolve(result).then(releaseWhenSent, (error) => {
+    if (promise === undefined) return releaseWhenSent(result as R);
+    return promise.then(releaseWhenSent, (error) => {
       release(slots, hold, "dropped", key);
       throw error;
     });

@@ -3,16 +3,25 @@
 // it when the garbage collector reclaims the stream.
 const unread = new FinalizationRegistry<() => void>((release) => release());
 
-/**
- * Bun adds the Content-Type of a string or byte body only when it sends the
- * response, not to its headers: a re-wrapped body would lose it.
- */
-const TYPED_WHEN_SENT = globalThis.navigator?.userAgent?.startsWith("Bun/") ??
-  false;
-
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | undefined)?.then ===
     "function";
+}
+
+/** What Deno passes after the request. */
+interface DenoServeInfo {
+  completed?: unknown;
+  remoteAddr?: unknown;
+}
+
+/** What `@hono/node-server` passes after the request. */
+interface NodeBindings {
+  incoming?: unknown;
+  outgoing?: {
+    once?: unknown;
+    destroyed?: unknown;
+    writableFinished?: unknown;
+  };
 }
 
 /**
@@ -20,16 +29,27 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  * gives one with the argument after the request: Deno's `info.completed`,
  * and the "close" event of Node's response in `@hono/node-server`'s
  * `{ incoming, outgoing }`. With it, a slot waits for delivery instead of for
- * a re-wrapped body, which costs a stream per response.
+ * a re-wrapped body, which costs a stream per response. Both are recognised
+ * by their whole shape, so that a Worker's binding named `outgoing` or
+ * `completed` is not mistaken for them.
  */
 export function deliveredBy(server: unknown): PromiseLike<unknown> | undefined {
-  const { completed, outgoing } = (server ?? {}) as {
-    completed?: unknown;
-    outgoing?: { once?: unknown };
-  };
-  if (isThenable(completed)) return completed;
+  if (typeof server !== "object" || server === null) return undefined;
+  const { completed, remoteAddr } = server as DenoServeInfo;
+  if (isThenable(completed) && typeof remoteAddr === "object") return completed;
+  const { incoming, outgoing } = server as NodeBindings;
   const once = outgoing?.once;
-  if (typeof once !== "function") return undefined;
+  if (
+    typeof incoming !== "object" || typeof once !== "function" ||
+    typeof outgoing!.writableFinished !== "boolean"
+  ) {
+    return undefined;
+  }
+  // A client that left before the handler returned closed the response
+  // already: "close" will not come again.
+  if (outgoing!.destroyed === true || outgoing!.writableFinished === true) {
+    return Promise.resolve();
+  }
   return new Promise((resolve) => once.call(outgoing, "close", resolve));
 }
 
@@ -38,10 +58,29 @@ export function deliveredBy(server: unknown): PromiseLike<unknown> | undefined {
  * returns what to send in its place: the same response, or one whose body
  * streams the original and releases when that ends, errors or is cancelled.
  * Whatever cannot hold a slot (no Response, a 101 upgrade, a HEAD request,
- * no body, a body already used or locked, and on Bun a body without a
- * Content-Type) releases at once.
+ * no body, a body already used or locked) releases at once, and so does a
+ * response whose getters throw (the error is passed on).
  */
 export function releaseAfterBody<R>(
+  response: R,
+  request: { method: string; delivered: PromiseLike<unknown> | undefined },
+  release: () => void,
+): R {
+  let released = false;
+  const releaseOnce = () => {
+    if (released) return;
+    released = true;
+    release();
+  };
+  try {
+    return holdUntilSent(response, request, releaseOnce);
+  } catch (error) {
+    releaseOnce();
+    throw error;
+  }
+}
+
+function holdUntilSent<R>(
   response: R,
   request: { method: string; delivered: PromiseLike<unknown> | undefined },
   release: () => void,
@@ -63,18 +102,12 @@ export function releaseAfterBody<R>(
   // URLSearchParams body when the headers are read, and loses it once the
   // body was read first: headers first.
   const headers = response.headers;
-  if (TYPED_WHEN_SENT && !headers.has("content-type")) {
-    // A body Bun would type when sending it is in memory: it holds nothing
-    // worth a slot, while streaming routes set their Content-Type.
-    release();
-    return response;
-  }
   const body = response.body;
   if (body === null || body.locked || response.bodyUsed) {
     release();
     return response;
   }
-  return rewrap(response, headers, body, release) as R;
+  return rewrap(response, { headers, body }, release) as R;
 }
 
 /**
@@ -84,10 +117,10 @@ export function releaseAfterBody<R>(
  */
 function rewrap(
   response: Response,
-  headers: Headers,
-  body: ReadableStream<Uint8Array>,
+  parts: { headers: Headers; body: ReadableStream<Uint8Array> },
   release: () => void,
 ): Response {
+  const { headers, body } = parts;
   const reader = body.getReader();
   // What the registry holds must not lead back to the new body (through the
   // reader and a pending read, say), or the body could never be collected.

@@ -59,8 +59,38 @@ interface Offer extends Hold {
   seen: number;
 }
 
+/** The algorithms whose error was reported already. */
+const failedAlgorithms = new WeakSet<LimitAlgorithm>();
+
 /** setTimeout fires at once beyond this many milliseconds. */
 const LONGEST_TIMER = 2 ** 31 - 1;
+
+/**
+ * The waiters of one limiter that share an abort signal, behind a single
+ * listener: with a listener each, adding one is a scan on some runtimes
+ * (Node checks every listener for a duplicate), and a batch of jobs with one
+ * signal would queue in quadratic time.
+ */
+class AbortWatch {
+  readonly waiters = new Set<Waiter>();
+  readonly #signal: AbortSignal;
+  readonly #onAbort: () => void;
+  readonly #forget: () => void;
+
+  constructor(signal: AbortSignal, onAbort: () => void, forget: () => void) {
+    this.#signal = signal;
+    this.#onAbort = onAbort;
+    this.#forget = forget;
+    signal.addEventListener("abort", onAbort);
+  }
+
+  remove(waiter: Waiter): void {
+    this.waiters.delete(waiter);
+    if (this.waiters.size !== 0) return;
+    this.#signal.removeEventListener("abort", this.#onAbort);
+    this.#forget();
+  }
+}
 
 /** A caller waiting for a slot. */
 export class Waiter extends WaitNode {
@@ -68,8 +98,7 @@ export class Waiter extends WaitNode {
   readonly grant: (hold: Hold) => void;
   /** Receives why no slot will come. */
   readonly fail: (error: unknown) => void;
-  signal: AbortSignal | undefined = undefined;
-  onAbort: (() => void) | undefined = undefined;
+  watch: AbortWatch | undefined = undefined;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   constructor(grant: (hold: Hold) => void, fail: (error: unknown) => void) {
@@ -81,8 +110,8 @@ export class Waiter extends WaitNode {
   /** Drops the timer and the abort listener, so nothing outlives the wait. */
   stopWaiting(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
-    this.signal?.removeEventListener("abort", this.onAbort!);
-    this.signal = this.onAbort = this.timer = undefined;
+    this.watch?.remove(this);
+    this.watch = this.timer = undefined;
   }
 }
 
@@ -104,7 +133,6 @@ export function limitOf(limitOrAlgorithm: number | LimitAlgorithm): number {
 export class Slots {
   #limit: number;
   #algorithm: LimitAlgorithm | undefined = undefined;
-  #algorithmFailed = false;
   readonly #queue: number;
   readonly #queueTimeout: number;
   readonly #lifo: boolean;
@@ -117,6 +145,7 @@ export class Slots {
   #timedOut = 0;
   #aborted = 0;
   readonly #offers = new Set<Offer>();
+  readonly #watches = new WeakMap<AbortSignal, AbortWatch>();
   #closed: Promise<void> | undefined = undefined;
   #resolveClosed: (() => void) | undefined = undefined;
 
@@ -216,13 +245,8 @@ export class Slots {
     const reason = this.refuse();
     if (reason !== undefined) return waiter.fail(new RejectedError(reason));
     if (signal !== undefined) {
-      waiter.signal = signal;
-      waiter.onAbort = () => {
-        if (!this.#abandon(waiter)) return;
-        this.#aborted++;
-        waiter.fail(signal.reason);
-      };
-      signal.addEventListener("abort", waiter.onAbort);
+      waiter.watch = this.#watch(signal);
+      waiter.watch.waiters.add(waiter);
     }
     if (this.#queueTimeout !== Infinity || IN_WORKERD) {
       this.#armTimer(waiter, this.#queueTimeout);
@@ -303,12 +327,14 @@ export class Slots {
         inflight: hold.inflight,
         dropped: outcome === "dropped",
       });
-      this.#limit = limitOf(algorithm);
+      // Unless `update` itself switched the limit to something else.
+      if (this.#algorithm === algorithm) this.#limit = limitOf(algorithm);
     } catch (error) {
       // A bug in the algorithm must not take the server down: the last good
-      // limit stays, and the error is reported once.
-      if (this.#algorithmFailed) return;
-      this.#algorithmFailed = true;
+      // limit stays, and the error is reported once per algorithm (keyed
+      // gates share one between many limiters).
+      if (failedAlgorithms.has(algorithm)) return;
+      failedAlgorithms.add(algorithm);
       logError(
         `floodgate: the limit algorithm threw; the limit stays at ${this.#limit}`,
         error,
@@ -372,6 +398,27 @@ export class Slots {
         waiter.fail(new RejectedError("timeout"));
       }
     }, step);
+  }
+
+  /** The watch of the waiters that share `signal`, made on first use. */
+  #watch(signal: AbortSignal): AbortWatch {
+    let watch = this.#watches.get(signal);
+    if (watch === undefined) {
+      const onAbort = () => {
+        for (const waiter of [...watch!.waiters]) {
+          if (!this.#abandon(waiter)) continue;
+          this.#aborted++;
+          waiter.fail(signal.reason);
+        }
+      };
+      watch = new AbortWatch(
+        signal,
+        onAbort,
+        () => this.#watches.delete(signal),
+      );
+      this.#watches.set(signal, watch);
+    }
+    return watch;
   }
 
   /** Takes a waiter that gives up out of the queue, if it is still there. */

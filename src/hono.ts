@@ -74,9 +74,12 @@ function cancelWhenReplaced(c: Context, wrapped: Response): void {
     set(value: Response | undefined) {
       const body = wrapped.body;
       set.call(c, value);
+      // Clearing `c.res` before setting it is Hono's idiom for a replacement
+      // that keeps the body: only a new Response that does not carry the
+      // body leaves it unread.
       if (
-        value !== wrapped && body !== null && !body.locked &&
-        !wrapped.bodyUsed && value?.body !== body
+        value !== undefined && value !== wrapped && body !== null &&
+        !body.locked && !wrapped.bodyUsed && value.body !== body
       ) {
         body.cancel().catch(() => {});
       }
@@ -145,12 +148,19 @@ export function throttle<E extends Env = Env>(
     );
   }
   const gated = gate(runRoute, options, hono);
+  // Marks the contexts inside this middleware: the same instance mounted
+  // twice on a route (app.use() and the route itself) passes the second
+  // time instead of waiting for the slot the request already holds.
+  const inside = Symbol("floodgate: inside");
   const middleware: MiddlewareHandler<E> = async function throttle(c, next) {
     if (c instanceof Request) {
       throw new TypeError(
         'floodgate/hono: this is a Hono middleware, for app.use(...); to throttle a fetch handler use throttle(handler, options) from "floodgate"',
       );
     }
+    const marked = c as Context & { [inside]?: true };
+    if (marked[inside]) return await next();
+    marked[inside] = true;
     let ran = false;
     const response = await gated(c.req.raw, c as Context, () => {
       ran = true;

@@ -287,3 +287,31 @@ test("Hono throttle() with an adaptive limit counts a route that threw as droppe
   assert.equal((await app.request("/")).status, 200);
   assert.deepEqual(samples.map((s) => s.dropped), [true, false]);
 });
+
+test("hono throttle() with release body lets an outer middleware clear c.res and set it again with the same body", async () => {
+  const gate = throttle({ limit: 1, release: "body" });
+  const app = new Hono()
+    .use(async (c, next) => {
+      await next();
+      const response = c.res;
+      c.res = undefined;
+      c.res = new Response(response.body, response);
+    })
+    .use(gate)
+    .get("/", (c) => c.text("kept"));
+  const response = await app.request("/");
+  assert.equal(response.status, 200);
+  assert.equal(await response.text(), "kept");
+  assert.equal(gate.stats().active, 0);
+});
+
+test("hono throttle() mounted twice on a route takes one slot, not a wait for its own", async () => {
+  const gate = throttle({ limit: 1, queue: 1 });
+  const app = new Hono()
+    .use("/api/*", gate)
+    .get("/api/x", gate, (c) => c.text("once"));
+  const response = await app.request("/api/x");
+  assert.equal(await response.text(), "once");
+  const stats = gate.stats();
+  assert.deepEqual([stats.admitted, stats.active, stats.queued], [1, 0, 0]);
+});

@@ -508,3 +508,44 @@ test("Limiter keeps the last good limit and serves on when an algorithm's update
     console.error = original;
   }
 });
+
+test("Limiter listens once to a signal that many waiters share, and aborts them all", async () => {
+  const limiter = new Limiter({ limit: 1, queue: Infinity });
+  const controller = new AbortController();
+  let listeners = 0;
+  const add = controller.signal.addEventListener.bind(controller.signal);
+  controller.signal.addEventListener = ((
+    ...args: Parameters<AbortSignal["addEventListener"]>
+  ) => {
+    listeners++;
+    add(...args);
+  }) as AbortSignal["addEventListener"];
+  const held = limiter.tryAcquire()!;
+  const waits = Array.from(
+    { length: 1000 },
+    () => limiter.acquire({ signal: controller.signal }),
+  );
+  assert.equal(listeners, 1);
+  held.release();
+  (await waits[0]).release();
+  (await waits[1]).release();
+  controller.abort(new Error("batch cancelled"));
+  // The third waiter holds the permit the second released.
+  const outcomes = await Promise.allSettled(waits.slice(3));
+  assert.ok(outcomes.every((o) => o.status === "rejected"));
+  assert.equal(limiter.stats().aborted, 997);
+  assert.deepEqual([limiter.active, limiter.queued], [1, 0]);
+});
+
+test("Limiter keeps a static limit that an algorithm's update switched to", () => {
+  const limiter: Limiter = new Limiter({ limit: 1 });
+  const algorithm: LimitAlgorithm = {
+    limit: 50,
+    update() {
+      limiter.limit = 3;
+    },
+  };
+  limiter.limit = algorithm;
+  limiter.tryAcquire()!.release();
+  assert.equal(limiter.limit, 3);
+});

@@ -1,4 +1,5 @@
 import { test } from "node:test";
+import { connect } from "node:net";
 import assert from "node:assert/strict";
 import { throttle } from "../mod.ts";
 import { type Deferred, deferred } from "./_helpers.ts";
@@ -279,7 +280,43 @@ test(`${runtime} server: with release body every body kind reaches the client wi
     return seen;
   };
   const expected = await types(plain);
-  assert.equal(expected.string?.startsWith("text/plain"), true);
-  assert.deepEqual(await types(gated), expected);
+  const gatedTypes = await types(gated);
+  // Bun types a string body only when it sends it, not in the Response's
+  // headers, and a re-wrapped body cannot keep what it never saw: compared
+  // are the kinds whose Content-Type the Response itself carries.
+  for (const name of Object.keys(bodies)) {
+    if (!new Response(bodies[name]()).headers.has("content-type")) continue;
+    assert.equal(gatedTypes[name], expected[name], name);
+  }
+  assert.ok(expected.blob?.startsWith("text/css"));
   assert.equal(gated.stats().active, 0);
+});
+
+test(`${runtime} server: with release body a client that left before the gate was reached costs no slot`, async () => {
+  const typed = { "content-type": "text/plain" };
+  const gated = throttle(() => new Response("hello", { headers: typed }), {
+    limit: 1,
+    release: "body",
+  });
+  // A lookup before the gate (authentication, say) during which the client
+  // leaves.
+  const handler = async (request: Request, ...rest: unknown[]) => {
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    return gated(request, ...rest as []);
+  };
+  await withServer(handler, async (url) => {
+    const { port } = new URL(url);
+    await new Promise<void>((resolve) => {
+      const socket = connect(Number(port), "127.0.0.1", () => {
+        socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        setTimeout(() => socket.destroy(), 30);
+      });
+      socket.on("error", () => {});
+      socket.on("close", () => resolve());
+    });
+    await until("the handler ran", () => gated.stats().admitted === 1);
+    await until("the slot freed", () => gated.stats().active === 0);
+    const next = await fetch(url);
+    assert.equal(await next.text(), "hello");
+  });
 });

@@ -5,8 +5,7 @@ import { collector, deferred, scripted, settled, tick } from "./_helpers.ts";
 
 const url = "http://localhost/";
 const ok = () => new Response("ok");
-// Streaming routes name their type; on Bun a body without one frees its slot
-// at once (Bun types string and byte bodies only when it sends them).
+// Streaming routes name their type.
 const typed: ResponseInit = { headers: { "content-type": "text/plain" } };
 
 function request(init?: RequestInit, path = "") {
@@ -456,12 +455,14 @@ test("throttle() with release body keeps status, status text and every header", 
 test("throttle() with release body waits for Deno's info.completed instead of re-wrapping the body", async () => {
   const response = new Response(streamed().body);
   const handler = throttle(
-    (_request: Request, _info: { completed: Promise<void> }) => response,
+    (_request: Request, _info: Info) => response,
     { limit: 1, release: "body" },
   );
+  type Info = { completed: Promise<void>; remoteAddr: object };
+  const remoteAddr = { transport: "tcp", hostname: "127.0.0.1", port: 1 };
   const delivered = deferred();
   assert.equal(
-    await handler(request(), { completed: delivered.promise }),
+    await handler(request(), { completed: delivered.promise, remoteAddr }),
     response,
   );
   assert.equal(handler.stats().active, 1);
@@ -469,7 +470,7 @@ test("throttle() with release body waits for Deno's info.completed instead of re
   await tick();
   assert.equal(handler.stats().active, 0);
   const failed = deferred();
-  await handler(request(), { completed: failed.promise });
+  await handler(request(), { completed: failed.promise, remoteAddr });
   failed.reject(new Error("client went away"));
   await tick();
   assert.equal(handler.stats().active, 0);
@@ -478,20 +479,30 @@ test("throttle() with release body waits for Deno's info.completed instead of re
 test("throttle() with release body waits for the close of Node's response under @hono/node-server", async () => {
   const listeners: Array<() => void> = [];
   const outgoing = {
+    destroyed: false,
+    writableFinished: false,
     once: (event: string, fn: () => void) =>
       event === "close" && listeners.push(fn),
   };
+  const bindings = { incoming: {}, outgoing };
   const response = new Response(streamed().body);
   const handler = throttle(
-    (_request: Request, _env: { outgoing: typeof outgoing }) => response,
+    (_request: Request, _env: typeof bindings) => response,
     { limit: 1, release: "body" },
   );
-  assert.equal(await handler(request(), { outgoing }), response);
+  assert.equal(await handler(request(), bindings), response);
   assert.equal(handler.stats().active, 1);
   assert.equal(listeners.length, 1);
   listeners[0]();
   await tick();
   assert.equal(handler.stats().active, 0);
+  // A response already closed (the client left before the handler was
+  // called) will not close again: the slot frees at once.
+  outgoing.destroyed = true;
+  assert.equal(await handler(request(), bindings), response);
+  await tick();
+  assert.equal(handler.stats().active, 0);
+  assert.equal(listeners.length, 1);
 });
 
 test("throttle() with release body frees at once for HEAD, null bodies and no Response", async () => {
@@ -726,4 +737,91 @@ test("dryRun with an adaptive limit reports the would-be limit and rejections, e
   assert.equal(stats.limit, algorithm.limit);
   assert.deepEqual([stats.admitted, stats.active], [10, 0]);
   assert.equal(stats.active, 0);
+});
+
+test("throttle() frees the slot when the response's own getters throw, or it is a revoked proxy", async () => {
+  class Broken extends Response {
+    override get headers(): Headers {
+      throw new Error("broken headers");
+    }
+  }
+  const broken = throttle(() => new Broken("x"), { limit: 1, release: "body" });
+  assert.throws(() => broken(request()), /broken headers/);
+  assert.equal(broken.stats().active, 0);
+  const later = throttle(() => Promise.resolve(new Broken("x")), {
+    limit: 1,
+    release: "body",
+  });
+  await assert.rejects(Promise.resolve(later(request())), /broken headers/);
+  assert.equal(later.stats().active, 0);
+  for (const release of ["response", "body"] as const) {
+    const revoked = throttle(() => {
+      const { proxy, revoke } = Proxy.revocable(new Response("x"), {});
+      revoke();
+      return proxy;
+    }, { limit: 1, release });
+    assert.throws(() => revoked(request()), TypeError);
+    assert.equal(revoked.stats().active, 0, release);
+  }
+});
+
+test("throttle() with release body is not fooled by arguments shaped like a server's", async () => {
+  const lookalikes = [
+    { outgoing: { once() {} } },
+    { completed: new Promise(() => {}) },
+  ];
+  for (const env of lookalikes) {
+    const fetch = throttle(
+      (_request: Request, _env: unknown) => new Response("x", typed),
+      { limit: 1, release: "body" },
+    );
+    const response = await fetch(request(), env);
+    assert.equal(fetch.stats().active, 1, "held while the body is unread");
+    assert.equal(await response.text(), "x");
+    assert.equal(fetch.stats().active, 0);
+  }
+});
+
+test("throttle() hands the server a lazy thenable's result without running it twice", async () => {
+  let runs = 0;
+  const lazy = {
+    then(resolve: (value: Response) => void) {
+      runs++;
+      resolve(new Response("lazy"));
+    },
+  } as unknown as Promise<Response>;
+  const fetch = throttle(() => lazy, { limit: 1 });
+  const answer = await fetch(request());
+  assert.equal(await answer.text(), "lazy");
+  await tick();
+  assert.equal(runs, 1);
+  assert.equal(fetch.stats().active, 0);
+});
+
+test("throttle() with key reports a throwing algorithm once, however many keys use it", async () => {
+  const errors: unknown[] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => void errors.push(args);
+  try {
+    const broken = {
+      limit: 2,
+      update() {
+        throw new Error("bug in the algorithm");
+      },
+    };
+    const fetch = throttle(() => new Response("ok"), {
+      limit: broken,
+      key: (request) => new URL(request.url).pathname,
+    });
+    for (let i = 0; i < 50; i++) {
+      assert.equal(
+        (await fetch(request(undefined, String(i % 3)))).status,
+        200,
+      );
+    }
+    assert.equal(errors.length, 1);
+    assert.equal(fetch.stats().keys, 0);
+  } finally {
+    console.error = original;
+  }
 });
