@@ -11,7 +11,6 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 /** What Deno passes after the request. */
 interface DenoServeInfo {
   completed?: unknown;
-  remoteAddr?: unknown;
 }
 
 /** What `@hono/node-server` passes after the request. */
@@ -35,8 +34,10 @@ interface NodeBindings {
  */
 export function deliveredBy(server: unknown): PromiseLike<unknown> | undefined {
   if (typeof server !== "object" || server === null) return undefined;
-  const { completed, remoteAddr } = server as DenoServeInfo;
-  if (isThenable(completed) && typeof remoteAddr === "object") return completed;
+  // `in`, because Deno's `remoteAddr` getter throws once an upgraded
+  // request is closed.
+  const { completed } = server as DenoServeInfo;
+  if (isThenable(completed) && "remoteAddr" in server) return completed;
   const { incoming, outgoing } = server as NodeBindings;
   const once = outgoing?.once;
   if (

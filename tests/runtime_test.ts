@@ -84,6 +84,7 @@ async function echo(url: string): Promise<WebSocket> {
   await new Promise((resolve, reject) => {
     socket.onopen = resolve;
     socket.onerror = () => reject(new Error("WebSocket failed"));
+    setTimeout(() => reject(new Error("WebSocket never opened")), 10_000);
   });
   const reply = new Promise((resolve) =>
     socket.onmessage = (e) => resolve(e.data)

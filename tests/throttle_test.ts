@@ -825,3 +825,22 @@ test("throttle() with key reports a throwing algorithm once, however many keys u
     console.error = original;
   }
 });
+
+test("throttle() with release body reads nothing of Deno's info that throws after an upgrade", async () => {
+  const delivered = deferred();
+  const info = {
+    completed: delivered.promise,
+    get remoteAddr(): never {
+      throw new TypeError("Request closed");
+    },
+  };
+  const fetch = throttle(
+    (_request: Request, _info: typeof info) => new Response("x", typed),
+    { limit: 1, release: "body" },
+  );
+  await fetch(request(), info);
+  assert.equal(fetch.stats().active, 1);
+  delivered.resolve();
+  await tick();
+  assert.equal(fetch.stats().active, 0);
+});
