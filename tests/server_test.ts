@@ -284,11 +284,13 @@ test(`${runtime} server: with release body every body kind reaches the client wi
   // Bun types a string body only when it sends it, not in the Response's
   // headers, and a re-wrapped body cannot keep what it never saw: compared
   // are the kinds whose Content-Type the Response itself carries.
-  for (const name of Object.keys(bodies)) {
-    if (!new Response(bodies[name]()).headers.has("content-type")) continue;
+  const compared = Object.keys(bodies).filter((name) =>
+    new Response(bodies[name]()).headers.has("content-type")
+  );
+  for (const name of compared) {
     assert.equal(gatedTypes[name], expected[name], name);
   }
-  assert.ok(expected.blob?.startsWith("text/css"));
+  assert.ok(compared.includes("blob") && compared.includes("form"));
   assert.equal(gated.stats().active, 0);
 });
 
