@@ -1,6 +1,6 @@
 /**
  * Convergence of the adaptive limits on the simulated server of the test
- * suite (tests/_simulator.ts): for each algorithm and capacity C, how many
+ * suite (scripts/_simulator.ts): for each algorithm and capacity C, how many
  * completions until the limit settles in [0.7 C, 1.5 C] (and stays: at least
  * 90 of every following 100 values in the band), after start-up, after C
  * halves and after it doubles back; then the steady state's coefficient of
@@ -9,7 +9,7 @@
  * Usage: deno run bench/adaptive_sim.ts   (prints a markdown table)
  */
 import { aimd, gradient, vegas } from "../mod.ts";
-import { type Completion, simulate } from "../tests/_simulator.ts";
+import { type Completion, simulate } from "../scripts/_simulator.ts";
 
 const BASE = 10;
 

@@ -150,8 +150,10 @@ for await (const entry of Deno.readDir(join(root, "tests"))) {
   const target = await transpileBesideBuild(root, join("tests", entry.name));
   if (entry.name.endsWith("_test.ts")) testFiles.push(target);
 }
-// The process helper the tests share with the benchmarks.
-await transpileBesideBuild(root, "scripts/_process.ts");
+// The helpers the tests share with the benchmarks.
+for (const shared of ["scripts/_process.ts", "scripts/_simulator.ts"]) {
+  await transpileBesideBuild(root, shared);
+}
 await run("node", [
   "--expose-gc",
   "--test",
