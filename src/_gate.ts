@@ -66,14 +66,11 @@ function pending<R>(result: R | Promise<R>): Promise<R> | undefined {
   return typeof then === "function" ? Promise.resolve(result) : undefined;
 }
 
-function checkCallbackResult(
-  name: "key" | "skip",
-  value: unknown,
-  expected: "string" | "boolean",
-): void {
-  if (expected === "string" ? typeof value === "string" : value === !!value) {
-    return;
-  }
+/** `key` must return a string and `skip` a boolean, synchronously. */
+function checkCallbackResult(name: "key" | "skip", value: unknown): void {
+  const type = typeof value;
+  const expected = name === "key" ? "string" : "boolean";
+  if (type === expected) return;
   const when = value instanceof Promise ? " synchronously" : "";
   throw new TypeError(
     `floodgate: option "${name}" must return a ${expected}${when}, got ${
@@ -243,7 +240,7 @@ export function gate<
     const extra = adapter.callbackArguments(rest);
     if (skip !== undefined) {
       const skipped = skip(subject, ...extra);
-      checkCallbackResult("skip", skipped, "boolean");
+      checkCallbackResult("skip", skipped);
       if (skipped) return handler(request, ...rest);
     }
     if (shared !== undefined) {
@@ -254,7 +251,7 @@ export function gate<
       return waitOrReject(shared, undefined, subject, request, rest);
     }
     const key = keyOf!(subject, ...extra);
-    checkCallbackResult("key", key, "string");
+    checkCallbackResult("key", key);
     const slots = keyed!.slotsFor(key);
     if (slots === undefined) {
       keyed!.countClosed();

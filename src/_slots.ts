@@ -144,8 +144,9 @@ export class Slots {
   #rejected = 0;
   #timedOut = 0;
   #aborted = 0;
-  readonly #offers = new Set<Offer>();
-  readonly #watches = new WeakMap<AbortSignal, AbortWatch>();
+  // Made on first use: a limiter per key must stay small.
+  #offers: Set<Offer> | undefined = undefined;
+  #watches: WeakMap<AbortSignal, AbortWatch> | undefined = undefined;
   #closed: Promise<void> | undefined = undefined;
   #resolveClosed: (() => void) | undefined = undefined;
 
@@ -174,10 +175,6 @@ export class Slots {
     return this.#waiters.size;
   }
 
-  get closed(): boolean {
-    return this.#closed !== undefined;
-  }
-
   /** The counters since creation. */
   counters(): {
     admitted: number;
@@ -200,7 +197,7 @@ export class Slots {
    */
   acquireNow(): Hold | undefined {
     if (this.#closed !== undefined) return undefined;
-    if (this.#offers.size !== 0) this.#withdrawUnclaimed();
+    if (this.#offers?.size) this.#withdrawUnclaimed();
     if (this.#active < this.#limit && this.#waiters.size === 0) {
       return this.#take();
     }
@@ -260,7 +257,7 @@ export class Slots {
    * it stayed unclaimed too long): the caller must acquire again.
    */
   claim(hold: Hold): boolean {
-    if (!IN_WORKERD || this.#offers.delete(hold as Offer)) return true;
+    if (!IN_WORKERD || this.#offers!.delete(hold as Offer)) return true;
     // Counted as aborted when withdrawn; the waiter was alive after all.
     this.#aborted--;
     return false;
@@ -353,7 +350,7 @@ export class Slots {
       if (!IN_WORKERD) waiter.grant(hold);
       else {
         const offer: Offer = { ...hold, seen: 0 };
-        this.#offers.add(offer);
+        (this.#offers ??= new Set()).add(offer);
         waiter.grant(offer);
       }
     }
@@ -366,10 +363,10 @@ export class Slots {
   #withdrawUnclaimed(): void {
     const now = Date.now();
     let withdrawn = false;
-    for (const offer of this.#offers) {
+    for (const offer of this.#offers!) {
       if (offer.seen === 0) offer.seen = now;
       else if (now - offer.seen >= CLAIM_WINDOW) {
-        this.#offers.delete(offer);
+        this.#offers!.delete(offer);
         this.#active--;
         this.#admitted--;
         this.#aborted++;
@@ -390,7 +387,7 @@ export class Slots {
   #armTimer(waiter: Waiter, ms: number): void {
     const step = Math.min(ms, IN_WORKERD ? TICK : LONGEST_TIMER);
     waiter.timer = setTimeout(() => {
-      if (this.#offers.size !== 0) this.#withdrawUnclaimed();
+      if (this.#offers?.size) this.#withdrawUnclaimed();
       if (!waiter.queued) return;
       if (ms > step) this.#armTimer(waiter, ms - step);
       else if (this.#abandon(waiter)) {
@@ -402,7 +399,8 @@ export class Slots {
 
   /** The watch of the waiters that share `signal`, made on first use. */
   #watch(signal: AbortSignal): AbortWatch {
-    let watch = this.#watches.get(signal);
+    const watches = this.#watches ??= new WeakMap();
+    let watch = watches.get(signal);
     if (watch === undefined) {
       const onAbort = () => {
         for (const waiter of [...watch!.waiters]) {
@@ -414,9 +412,9 @@ export class Slots {
       watch = new AbortWatch(
         signal,
         onAbort,
-        () => this.#watches.delete(signal),
+        () => watches.delete(signal),
       );
-      this.#watches.set(signal, watch);
+      watches.set(signal, watch);
     }
     return watch;
   }
