@@ -9,7 +9,7 @@
  */
 import process from "node:process";
 import { Limiter, throttle } from "../mod.ts";
-import { settledHeap } from "./_heap.ts";
+import { settledHeap } from "../scripts/_heap.ts";
 
 const N = 100_000;
 

@@ -151,7 +151,13 @@ for await (const entry of Deno.readDir(join(root, "tests"))) {
   if (entry.name.endsWith("_test.ts")) testFiles.push(target);
 }
 // The helpers the tests share with the benchmarks.
-for (const shared of ["scripts/_process.ts", "scripts/_simulator.ts"]) {
+for (
+  const shared of [
+    "scripts/_heap.ts",
+    "scripts/_process.ts",
+    "scripts/_simulator.ts",
+  ]
+) {
   await transpileBesideBuild(root, shared);
 }
 await run("node", [

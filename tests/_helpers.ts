@@ -31,28 +31,7 @@ export async function settled(promise: Promise<unknown>): Promise<boolean> {
   return done;
 }
 
-/** The runtime's way to force a full garbage collection. */
-export function collector(): () => void {
-  const g = globalThis as {
-    gc?: () => void;
-    Bun?: { gc(full: boolean): void };
-  };
-  if (g.Bun) return () => g.Bun!.gc(true);
-  if (typeof g.gc === "function") return g.gc;
-  throw new Error(
-    "run with --expose-gc (Node) or --v8-flags=--expose-gc (Deno)",
-  );
-}
-
-/** Heap bytes in use after a full collection (and a turn of the loop). */
-export async function settledHeap(): Promise<number> {
-  const gc = collector();
-  for (let i = 0; i < 3; i++) {
-    gc();
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return process.memoryUsage().heapUsed;
-}
+export { collector, settledHeap } from "../scripts/_heap.ts";
 
 /** An algorithm that records its samples and returns a scripted limit. */
 export function scripted(limit: number) {

@@ -1,7 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { aimd, gradient, throttle, vegas } from "../mod.ts";
-import { type Completion, type Phase, simulate } from "../scripts/_simulator.ts";
+import {
+  type Completion,
+  type Phase,
+  simulate,
+} from "../scripts/_simulator.ts";
 
 const BASE = 10; // ms of service time
 

@@ -1,8 +1,8 @@
-/** The heap after a full collection, on Deno, Bun and Node. */
+/** The heap after a full collection, on Deno, Bun and Node: for tests and benchmarks. */
 import process from "node:process";
 
 /** The runtime's way to force a full garbage collection. */
-function collector(): () => void {
+export function collector(): () => void {
   const g = globalThis as {
     gc?: () => void;
     Bun?: { gc(full: boolean): void };
