@@ -64,7 +64,10 @@ async function burst(label: string, throttled: boolean) {
   }, 5);
   const url = `http://127.0.0.1:${server.addr.port}/`;
   let done = 0;
+  // A progress bar on a terminal; a log gets the final line only.
+  const live = Deno.stderr.isTerminal();
   const progress = (final = false) => {
+    if (!live && !final) return;
     const width = 40;
     const filled = Math.round((done / BURST) * width);
     const bar = "#".repeat(filled) + ".".repeat(width - filled);
@@ -174,7 +177,7 @@ console.log(
     `the p99 latency of served requests was ${compare(a.p99, b.p99)} ` +
     `(${ms(a.p99)} against ${ms(b.p99)}), peak memory was ${
       compare(a.rssMiB, b.rssMiB)
-    }, and ${turnedAway}.`,
+    }; ${a.queued} waited in the queue and were served, and ${turnedAway}.`,
 );
 
 if (a.peak > LIMIT) {

@@ -105,7 +105,10 @@ export async function startProcess(
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill();
+    // A server that shuts down gracefully may wait for a half-open socket.
+    const stubborn = setTimeout(() => child.kill("SIGKILL"), 5000);
     await exited;
+    clearTimeout(stubborn);
   };
   const deadline = Date.now() + 30_000;
   while (true) {

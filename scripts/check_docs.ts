@@ -1,6 +1,8 @@
 /**
  * Type-checks every TypeScript code block of README.md and docs/*.md, so that
- * no example in the documentation drifts from the API.
+ * no example in the documentation drifts from the API, and checks that every
+ * relative link there points to a file that exists (and, into Markdown, to a
+ * heading that exists).
  *
  * A block is checked when its info string starts with `ts`, `tsx` or
  * `typescript`; `ts ignore` (the word `ignore` anywhere after the language)
@@ -98,11 +100,53 @@ async function markdownFiles(): Promise<string[]> {
   return files.sort();
 }
 
+/** The anchor a Markdown heading gets: lower case, punctuation dropped. */
+function slug(heading: string): string {
+  return heading.trim().toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, "")
+    .replace(/ /g, "-");
+}
+
+/** The relative links of `file` that lead nowhere, as messages. */
+async function brokenLinks(file: string, text: string): Promise<string[]> {
+  const broken: string[] = [];
+  const prose = text.replace(/^( *)(`{3,})[^]*?^\1\2\s*$/gm, "");
+  for (const [, target] of prose.matchAll(/\]\(([^)\s]+)\)/g)) {
+    if (/^[a-z]+:/i.test(target)) continue;
+    const [path, anchor] = target.split("#");
+    const resolved = path === ""
+      ? join(root, file)
+      : resolve(join(root, file, ".."), path);
+    let linked: string;
+    try {
+      linked = (await Deno.stat(resolved)).isFile
+        ? await Deno.readTextFile(resolved)
+        : "";
+    } catch {
+      broken.push(`${file}: ${target} (no such file)`);
+      continue;
+    }
+    if (anchor === undefined || !resolved.endsWith(".md")) continue;
+    const headings = [...linked.matchAll(/^#+ (.*)$/gm)].map(([, h]) =>
+      slug(h)
+    );
+    if (!headings.includes(anchor)) {
+      broken.push(`${file}: ${target} (no such heading)`);
+    }
+  }
+  return broken;
+}
+
 async function main(): Promise<number> {
   const blocks: CodeBlock[] = [];
+  const broken: string[] = [];
   for (const file of await markdownFiles()) {
     const text = await Deno.readTextFile(join(root, file));
     blocks.push(...extractBlocks(file, text));
+    broken.push(...await brokenLinks(file, text));
+  }
+  if (broken.length !== 0) {
+    console.error(`check_docs: broken links:\n  ${broken.join("\n  ")}`);
+    return 1;
   }
   if (blocks.length === 0) {
     console.log("check_docs: no TypeScript blocks found");

@@ -98,7 +98,7 @@ export function checkOptionsObject(
     const guess = closest(name, known);
     throw new TypeError(
       `floodgate: unknown option ${show(name)}${
-        guess === undefined ? "" : `; did you mean ${show(guess)}?`
+        guess === undefined ? "." : `; did you mean ${show(guess)}?`
       } Valid options: ${known.map(show).join(", ")}`,
     );
   }

@@ -89,7 +89,10 @@ export type ThrottleOptions<A extends unknown[] = unknown[], S = Request> =
   & ThrottleBaseOptions<S, A>
   & (OwnLimiterOptions<S, A> | SharedLimiterOptions);
 
-/** A snapshot of a throttled handler, summed over all its keys. */
+/**
+ * A snapshot of a throttled handler, summed over all its keys; `limit` is
+ * each key's.
+ */
 export interface ThrottleStats extends LimiterStats {
   /** Keys with something active or queued now; always `0` without `key`. */
   keys: number;

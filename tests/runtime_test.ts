@@ -35,6 +35,8 @@ const examples = {
       port: number,
     ) => [
       "serve",
+      "--no-config",
+      "--import-map=examples/import_map.json",
       "--allow-net",
       "--allow-env",
       "--host",
