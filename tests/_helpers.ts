@@ -1,4 +1,3 @@
-import process from "node:process";
 import type { LimitSample } from "../mod.ts";
 
 /** A promise with its resolve and reject exposed. */
