@@ -43,6 +43,11 @@ const logError = (message: string, error: unknown): void =>
  * nobody claims (the waiter's request died) is withdrawn and passed on.
  */
 const IN_WORKERD = globalThis.navigator?.userAgent === "Cloudflare-Workers";
+/**
+ * Whether a slot granted from the queue must be claimed with `claim()` from
+ * the waiter's own context before it is used (in workerd).
+ */
+export const GRANTS_ARE_OFFERS: boolean = IN_WORKERD;
 /** How often a waiter's timer ticks in workerd, ms. */
 const TICK = 100;
 /**

@@ -5,7 +5,13 @@ import {
   checkInteger,
   checkOptionsObject,
 } from "./_options.ts";
-import { type Hold, Slots, type SlotsConfig, Waiter } from "./_slots.ts";
+import {
+  GRANTS_ARE_OFFERS,
+  type Hold,
+  Slots,
+  type SlotsConfig,
+  Waiter,
+} from "./_slots.ts";
 import { isLimitAlgorithm, type LimitAlgorithm } from "./limit_algorithm.ts";
 
 /** Options for {@linkcode Limiter}. */
@@ -292,6 +298,13 @@ export class Limiter {
       if (hold !== undefined) {
         return Promise.resolve(new LimiterPermit(slots, hold));
       }
+    }
+    if (!GRANTS_ARE_OFFERS) {
+      // The permit is made by the grant itself: one promise a waiter.
+      return new Promise((resolve, reject) => {
+        const grant = (hold: Hold) => resolve(new LimiterPermit(slots, hold));
+        slots.enqueue(new Waiter(grant, reject), signal);
+      });
     }
     return queue(slots, signal).then((hold) =>
       slots.claim(hold) ? new LimiterPermit(slots, hold) : this.acquire(options)
