@@ -94,17 +94,20 @@ export function gate<
   adapter: Adapter<S, A> = bare as unknown as Adapter<S, A>,
 ): ThrottledHandler<A, R> {
   checkHandler(handler);
-  const { shared, keyed, keyOf, skip, byBody, reject } = checkGateOptions<
-    S,
-    A
-  >(
-    options,
-  );
+  const { shared, keyed, keyOf, skip, byBody, reject, overloaded } =
+    checkGateOptions<
+      S,
+      A
+    >(
+      options,
+    );
 
   function turnAway(
     subject: S,
     why: { reason: RejectReason; slots: Slots | undefined; key?: string },
   ): Response | Promise<Response> {
+    // The default answer needs nothing of the rejection: a flood costs less.
+    if (reject === undefined) return overloaded();
     const info: RejectInfo = {
       reason: why.reason,
       limit: why.slots?.limit ?? stats().limit,

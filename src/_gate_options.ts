@@ -6,7 +6,7 @@ import {
   show,
 } from "./_options.ts";
 import { KeyedSlots } from "./_keyed.ts";
-import { type Reject, rejection } from "./_reject.ts";
+import { checkedReject, defaultRejection, type Reject } from "./_reject.ts";
 import { Slots } from "./_slots.ts";
 import {
   checkLimiterOptions,
@@ -36,7 +36,10 @@ export interface GateConfig<S, A extends unknown[]> {
   skip: ((subject: S, ...rest: A) => boolean) | undefined;
   /** Whether the slot waits for the response body. */
   byBody: boolean;
-  reject: Reject<S>;
+  /** The user's `reject`, checked; `undefined` for the default. */
+  reject: Reject<S> | undefined;
+  /** The default rejection. */
+  overloaded: () => Response;
 }
 
 /** An async function would answer with a promise, which a gate cannot wait for. */
@@ -73,7 +76,8 @@ export function checkGateOptions<S, A extends unknown[]>(
     keyOf,
     skip,
     byBody,
-    reject: rejection(reject, { retryAfter }),
+    reject: reject === undefined ? undefined : checkedReject(reject),
+    overloaded: defaultRejection({ retryAfter }),
   };
 
   if (given.limiter !== undefined) {

@@ -32,23 +32,24 @@ function checkRejection(response: unknown): Response {
   return response;
 }
 
+/** The user's `reject`, with its answer checked. */
+export function checkedReject<S>(reject: Reject<S>): Reject<S> {
+  return (subject, info) => {
+    const response = reject(subject, info);
+    return response instanceof Promise
+      ? response.then(checkRejection)
+      : checkRejection(response);
+  };
+}
+
 /**
- * The rejection of a gate: the user's `reject`, checked, or the default 503
- * with `Retry-After` and a short plain-text body, whose init is made once so
- * that a flood of rejections costs less than serving real responses.
+ * The default rejection: 503 with `Retry-After` and a short plain-text body.
+ * Its init is made once, so that a flood of rejections costs less than
+ * serving real responses.
  */
-export function rejection<S>(
-  reject: Reject<S> | undefined,
+export function defaultRejection(
   options: { retryAfter: number },
-): Reject<S> {
-  if (reject !== undefined) {
-    return (subject, info) => {
-      const response = reject(subject, info);
-      return response instanceof Promise
-        ? response.then(checkRejection)
-        : checkRejection(response);
-    };
-  }
+): () => Response {
   const init: ResponseInit = {
     status: 503,
     headers: {
