@@ -206,11 +206,7 @@ export function gate<
       (hold) => {
         if (slots.claim(hold)) return admitted(slots, hold, key, request, rest);
         // Withdrawn before it was claimed: start over.
-        const again = slots.acquireNow();
-        if (again !== undefined) {
-          return admitted(slots, again, key, request, rest);
-        }
-        return waitOrReject(slots, key, subject, request, rest);
+        return enter(slots, key, subject, request, rest);
       },
       (error) => {
         if (key !== undefined) keyed!.retireIfIdle(key, slots);
@@ -222,16 +218,25 @@ export function gate<
     );
   }
 
+  /** Takes a free slot of `slots`, or waits for one, or is turned away. */
+  function enter(
+    slots: Slots,
+    key: string | undefined,
+    subject: S,
+    request: Request,
+    rest: A,
+  ): R | Response | Promise<R | Response> {
+    const hold = slots.acquireNow();
+    if (hold !== undefined) return admitted(slots, hold, key, request, rest);
+    return waitOrReject(slots, key, subject, request, rest);
+  }
+
   function throttled(
     request: Request,
     ...rest: A
   ): R | Response | Promise<R | Response> {
     if (shared !== undefined && skip === undefined) {
-      const hold = shared.acquireNow();
-      if (hold !== undefined) {
-        return admitted(shared, hold, undefined, request, rest);
-      }
-      return waitOrReject(
+      return enter(
         shared,
         undefined,
         adapter.subject(request, rest),
@@ -247,11 +252,7 @@ export function gate<
       if (skipped) return handler(request, ...rest);
     }
     if (shared !== undefined) {
-      const hold = shared.acquireNow();
-      if (hold !== undefined) {
-        return admitted(shared, hold, undefined, request, rest);
-      }
-      return waitOrReject(shared, undefined, subject, request, rest);
+      return enter(shared, undefined, subject, request, rest);
     }
     const key = keyOf!(subject, ...extra);
     checkCallbackResult("key", key);
@@ -260,20 +261,12 @@ export function gate<
       keyed!.countClosed();
       return turnAway(subject, { reason: "closed", slots, key });
     }
-    const hold = slots.acquireNow();
-    if (hold !== undefined) return admitted(slots, hold, key, request, rest);
-    return waitOrReject(slots, key, subject, request, rest);
+    return enter(slots, key, subject, request, rest);
   }
 
   function stats(): ThrottleStats {
     if (keyed !== undefined) return keyed.stats();
-    return {
-      limit: shared!.limit,
-      active: shared!.active,
-      queued: shared!.queued,
-      ...shared!.counters(),
-      keys: 0,
-    };
+    return { ...shared!.stats(), keys: 0 };
   }
 
   function close(): Promise<void> {

@@ -113,8 +113,9 @@ function holdUntilSent<R>(
 
 /**
  * A Response with the same status, status text and headers whose body
- * streams `body` and calls `release` once, when it ends, errors or is
- * cancelled, or when the new body is garbage collected unread.
+ * streams `body` and calls `release` (idempotent: it may be called again
+ * after the body ended, on collection) when it ends, errors or is cancelled,
+ * or when the new body is garbage collected unread.
  */
 function rewrap(
   response: Response,
@@ -123,17 +124,12 @@ function rewrap(
 ): Response {
   const { headers, body } = parts;
   const reader = body.getReader();
-  // What the registry holds must not lead back to the new body (through the
+  // The registry's token must not lead back to the new body (through the
   // reader and a pending read, say), or the body could never be collected.
-  const once = { released: false };
-  const releaseOnce = () => {
-    if (once.released) return;
-    once.released = true;
-    release();
-  };
+  const token = {};
   const finish = () => {
-    unread.unregister(once);
-    releaseOnce();
+    unread.unregister(token);
+    release();
   };
   const stream = new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -155,7 +151,7 @@ function rewrap(
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });
-  unread.register(stream, releaseOnce, once);
+  unread.register(stream, release, token);
   return new Response(stream, {
     status: response.status,
     statusText: response.statusText,

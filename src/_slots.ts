@@ -180,6 +180,24 @@ export class Slots {
     return this.#waiters.size;
   }
 
+  /** The limit, the load now and the counters since creation. */
+  stats(): {
+    limit: number;
+    active: number;
+    queued: number;
+    admitted: number;
+    rejected: number;
+    timedOut: number;
+    aborted: number;
+  } {
+    return {
+      limit: this.#limit,
+      active: this.#active,
+      queued: this.#waiters.size,
+      ...this.counters(),
+    };
+  }
+
   /** The counters since creation. */
   counters(): {
     admitted: number;
@@ -275,6 +293,11 @@ export class Slots {
   release(hold: Hold, outcome: Outcome): void {
     if (hold.inflight !== 0) this.#sample(hold, outcome);
     this.#active--;
+    this.#passOn();
+  }
+
+  /** After slots came back: to the waiters, or to `close()` once idle. */
+  #passOn(): void {
     if (this.#waiters.size !== 0) this.#grantWaiters();
     else if (this.#active === 0) this.#resolveClosed?.();
   }
@@ -378,9 +401,7 @@ export class Slots {
         withdrawn = true;
       }
     }
-    if (!withdrawn) return;
-    if (this.#waiters.size !== 0) this.#grantWaiters();
-    else if (this.#active === 0) this.#resolveClosed?.();
+    if (withdrawn) this.#passOn();
   }
 
   /**

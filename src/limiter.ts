@@ -342,13 +342,7 @@ export class Limiter {
    * @returns A new object; later changes do not show in it.
    */
   stats(): LimiterStats {
-    const slots = this.#slots;
-    return {
-      limit: slots.limit,
-      active: slots.active,
-      queued: slots.queued,
-      ...slots.counters(),
-    };
+    return this.#slots.stats();
   }
 
   /**
