@@ -1,3 +1,4 @@
+import { type Ask, PLAIN } from "./_ask.ts";
 import { show } from "./_options.ts";
 import { checkGateOptions } from "./_gate_options.ts";
 import { deliveredBy, releaseAfterBody } from "./_release_body.ts";
@@ -94,25 +95,34 @@ export function gate<
   adapter: Adapter<S, A> = bare as unknown as Adapter<S, A>,
 ): ThrottledHandler<A, R> {
   checkHandler(handler);
-  const { shared, keyed, keyOf, skip, byBody, reject, overloaded } =
-    checkGateOptions<
-      S,
-      A
-    >(
-      options,
-    );
+  const {
+    shared,
+    keyed,
+    keyOf,
+    skip,
+    askOf,
+    byBody,
+    reject,
+    retryAfter,
+    overloaded,
+  } = checkGateOptions<S, A>(options);
 
   function turnAway(
     subject: S,
+    ask: Ask,
     why: { reason: RejectReason; slots: Slots | undefined; key?: string },
   ): Response | Promise<Response> {
-    // The default answer needs nothing of the rejection: a flood costs less.
-    if (reject === undefined) return overloaded();
+    const seconds = retryAfter !== "auto"
+      ? retryAfter
+      : why.slots?.retryAfter(ask.priority) ?? 1;
+    // The default answer needs nothing else of the rejection.
+    if (reject === undefined) return overloaded(seconds);
     const info: RejectInfo = {
       reason: why.reason,
       limit: why.slots?.limit ?? stats().limit,
       active: why.slots?.active ?? 0,
       queued: why.slots?.queued ?? 0,
+      retryAfter: seconds,
     };
     if (why.key !== undefined) info.key = why.key;
     return reject(subject, info);
@@ -154,7 +164,7 @@ export function gate<
       release(slots, hold, "dropped", key);
       throw error;
     }
-    if (!byBody && hold.inflight === 0 && key === undefined) {
+    if (!byBody && hold === UNTIMED && key === undefined) {
       // The common case: no closure, no promise beyond the handler's own.
       if (promise === undefined) releaseShared();
       else promise.then(releaseShared, releaseShared);
@@ -192,26 +202,27 @@ export function gate<
     slots: Slots,
     key: string | undefined,
     subject: S,
+    ask: Ask,
     request: Request,
     rest: A,
   ): R | Response | Promise<R | Response> {
-    const reason = slots.refuse();
+    const reason = slots.refuse(ask);
     if (reason !== undefined) {
-      return turnAway(subject, { reason, slots, key });
+      return turnAway(subject, ask, { reason, slots, key });
     }
     const granted = new Promise<Hold>((resolve, reject) =>
-      slots.enqueue(new Waiter(resolve, reject), request.signal)
+      slots.enqueue(new Waiter(resolve, reject), request.signal, ask)
     );
     return granted.then(
       (hold) => {
         if (slots.claim(hold)) return admitted(slots, hold, key, request, rest);
         // Withdrawn before it was claimed: start over.
-        return enter(slots, key, subject, request, rest);
+        return enter(slots, key, subject, ask, request, rest);
       },
       (error) => {
         if (key !== undefined) keyed!.retireIfIdle(key, slots);
         if (error instanceof RejectedError) {
-          return turnAway(subject, { reason: error.reason, slots, key });
+          return turnAway(subject, ask, { reason: error.reason, slots, key });
         }
         return new Response(null, CLIENT_CLOSED);
       },
@@ -223,23 +234,25 @@ export function gate<
     slots: Slots,
     key: string | undefined,
     subject: S,
+    ask: Ask,
     request: Request,
     rest: A,
   ): R | Response | Promise<R | Response> {
-    const hold = slots.acquireNow();
+    const hold = slots.acquireNow(ask);
     if (hold !== undefined) return admitted(slots, hold, key, request, rest);
-    return waitOrReject(slots, key, subject, request, rest);
+    return waitOrReject(slots, key, subject, ask, request, rest);
   }
 
   function throttled(
     request: Request,
     ...rest: A
   ): R | Response | Promise<R | Response> {
-    if (shared !== undefined && skip === undefined) {
+    if (shared !== undefined && skip === undefined && askOf === undefined) {
       return enter(
         shared,
         undefined,
         adapter.subject(request, rest),
+        PLAIN,
         request,
         rest,
       );
@@ -251,17 +264,18 @@ export function gate<
       checkCallbackResult("skip", skipped);
       if (skipped) return handler(request, ...rest);
     }
+    const ask = askOf === undefined ? PLAIN : askOf(subject, ...extra);
     if (shared !== undefined) {
-      return enter(shared, undefined, subject, request, rest);
+      return enter(shared, undefined, subject, ask, request, rest);
     }
     const key = keyOf!(subject, ...extra);
     checkCallbackResult("key", key);
     const slots = keyed!.slotsFor(key);
     if (slots === undefined) {
       keyed!.countClosed();
-      return turnAway(subject, { reason: "closed", slots, key });
+      return turnAway(subject, ask, { reason: "closed", slots, key });
     }
-    return enter(slots, key, subject, request, rest);
+    return enter(slots, key, subject, ask, request, rest);
   }
 
   function stats(): ThrottleStats {

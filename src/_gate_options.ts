@@ -1,4 +1,11 @@
 import {
+  type Ask,
+  checkDeadline,
+  checkFlow,
+  checkPriority,
+  checkWeight,
+} from "./_ask.ts";
+import {
   checkChoice,
   checkFunction,
   checkInteger,
@@ -24,6 +31,10 @@ const THROTTLE_OPTION_NAMES: readonly string[] = [
   "release",
   "reject",
   "retryAfter",
+  "priority",
+  "flow",
+  "weight",
+  "deadline",
 ];
 
 /** The options of a gate, checked: what `throttled()` works with. */
@@ -34,12 +45,79 @@ export interface GateConfig<S, A extends unknown[]> {
   keyed: KeyedSlots | undefined;
   keyOf: ((subject: S, ...rest: A) => string) | undefined;
   skip: ((subject: S, ...rest: A) => boolean) | undefined;
+  /** What a request asks for; `undefined` when no callback is set. */
+  askOf: ((subject: S, ...rest: A) => Ask) | undefined;
   /** Whether the slot waits for the response body. */
   byBody: boolean;
   /** The user's `reject`, checked; `undefined` for the default. */
   reject: Reject<S> | undefined;
-  /** The default rejection. */
-  overloaded: () => Response;
+  /** The `Retry-After` of rejections, or `"auto"` to estimate it. */
+  retryAfter: number | "auto";
+  /** The default rejection, with `Retry-After` in seconds. */
+  overloaded: (retryAfter: number) => Response;
+}
+
+/** Whole seconds that `Retry-After` can carry as digits, or `"auto"`. */
+function checkRetryAfter(value: unknown): number | "auto" {
+  if (value === undefined || value === "auto") return "auto";
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `floodgate: option "retryAfter" must be "auto" or an integer >= 0, got ${
+        show(value)
+      }`,
+    );
+  }
+  return checkInteger("retryAfter", value, {
+    min: 0,
+    max: Number.MAX_SAFE_INTEGER,
+  });
+}
+
+/** The check of an option, applied to what its callback returned. */
+function checkReturned<T>(
+  check: (name: string, value: unknown) => T,
+  name: string,
+  value: unknown,
+): T {
+  try {
+    return check(name, value);
+  } catch (error) {
+    const { constructor, message } = error as Error;
+    throw new (constructor as typeof TypeError)(
+      message.replace(" must be ", " must return "),
+    );
+  }
+}
+
+type Callback<S, A extends unknown[]> = (subject: S, ...rest: A) => unknown;
+
+/**
+ * The function that turns a request into what it asks for, from the
+ * `priority`, `flow`, `weight` and `deadline` callbacks; `undefined` when
+ * none is set. A bad value fails only the request that got it.
+ */
+function checkAskCallbacks<S, A extends unknown[]>(
+  given: Record<string, unknown>,
+): ((subject: S, ...rest: A) => Ask) | undefined {
+  const priority = checkSynchronous<Callback<S, A>>("priority", given.priority);
+  const flow = checkSynchronous<Callback<S, A>>("flow", given.flow);
+  const weight = checkSynchronous<Callback<S, A>>("weight", given.weight);
+  const deadline = checkSynchronous<Callback<S, A>>("deadline", given.deadline);
+  if (!priority && !flow && !weight && !deadline) return undefined;
+  return (subject, ...rest) => ({
+    priority: priority
+      ? checkReturned(checkPriority, "priority", priority(subject, ...rest))
+      : 3,
+    flow: flow
+      ? checkReturned(checkFlow, "flow", flow(subject, ...rest))
+      : undefined,
+    weight: weight
+      ? checkReturned(checkWeight, "weight", weight(subject, ...rest))
+      : 1,
+    deadline: deadline
+      ? checkReturned(checkDeadline, "deadline", deadline(subject, ...rest))
+      : Infinity,
+  });
 }
 
 /** An async function would answer with a promise, which a gate cannot wait for. */
@@ -67,17 +145,15 @@ export function checkGateOptions<S, A extends unknown[]>(
   const byBody = checkChoice("release", given.release, {
     choices: ["response", "body"],
   }) === "body";
-  const retryAfter = checkInteger("retryAfter", given.retryAfter, {
-    min: 0,
-    max: Number.MAX_SAFE_INTEGER,
-    fallback: 1,
-  });
+  const retryAfter = checkRetryAfter(given.retryAfter);
   const common = {
     keyOf,
     skip,
+    askOf: checkAskCallbacks<S, A>(given),
     byBody,
     reject: reject === undefined ? undefined : checkedReject(reject),
-    overloaded: defaultRejection({ retryAfter }),
+    retryAfter,
+    overloaded: defaultRejection(),
   };
 
   if (given.limiter !== undefined) {

@@ -29,6 +29,16 @@ export class WaitQueue<T extends WaitNode> {
     this.size++;
   }
 
+  /** The waiter that came first, left in place. */
+  get oldest(): T | undefined {
+    return this.#head;
+  }
+
+  /** The waiter that came last, left in place. */
+  get newest(): T | undefined {
+    return this.#tail;
+  }
+
   /** Removes and returns the waiter that came first. */
   takeOldest(): T | undefined {
     const node = this.#head;

@@ -11,6 +11,11 @@ export interface RejectInfo {
   active: number;
   /** Requests waiting on that limiter. */
   queued: number;
+  /**
+   * The seconds the default rejection sends in `Retry-After`: the
+   * `retryAfter` option, or with `"auto"` the estimate for this request.
+   */
+  retryAfter: number;
   /** The request's key, when the `key` option is set. */
   key?: string;
 }
@@ -44,18 +49,24 @@ export function checkedReject<S>(reject: Reject<S>): Reject<S> {
 
 /**
  * The default rejection: 503 with `Retry-After` and a short plain-text body.
- * Its init is made once, so that a flood of rejections costs less than
- * serving real responses.
+ * The init of each `Retry-After` value is made once, so that a flood of
+ * rejections costs less than serving real responses.
  */
-export function defaultRejection(
-  options: { retryAfter: number },
-): () => Response {
-  const init: ResponseInit = {
-    status: 503,
-    headers: {
-      "content-type": "text/plain; charset=utf-8",
-      "retry-after": String(options.retryAfter),
-    },
+export function defaultRejection(): (retryAfter: number) => Response {
+  const inits = new Map<number, ResponseInit>();
+  return (retryAfter) => {
+    let init = inits.get(retryAfter);
+    if (init === undefined) {
+      init = {
+        status: 503,
+        headers: {
+          "content-type": "text/plain; charset=utf-8",
+          "retry-after": String(retryAfter),
+        },
+      };
+      // "auto" sends 1-60; a fixed value is one more.
+      if (inits.size < 64) inits.set(retryAfter, init);
+    }
+    return new Response("Service Unavailable: server at capacity\n", init);
   };
-  return () => new Response("Service Unavailable: server at capacity\n", init);
 }

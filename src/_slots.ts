@@ -1,4 +1,5 @@
-import { WaitNode, WaitQueue } from "./_queue.ts";
+import { type Ask, PLAIN } from "./_ask.ts";
+import { Queued, WaitLine } from "./_wait_line.ts";
 import { RejectedError, type RejectReason } from "./rejected_error.ts";
 import type { LimitAlgorithm } from "./limit_algorithm.ts";
 
@@ -7,15 +8,20 @@ export interface SlotsConfig {
   limit: number | LimitAlgorithm;
   queue: number;
   queueTimeout: number;
-  order: "fifo" | "lifo";
+  order: "fifo" | "lifo" | "adaptive";
   dryRun: boolean;
+  headroom: number;
+  target: number;
+  interval: number;
 }
 
 /**
- * What the limiter needs back when a slot is released: when it was granted
- * and how many slots were held then, for an adaptive limit's sample.
+ * What the limiter needs back when a slot is released: how much capacity it
+ * holds, when it was granted (to measure hold times) and how much was held
+ * then (for an adaptive limit's sample; 0 without one).
  */
 export interface Hold {
+  readonly weight: number;
   readonly granted: number;
   readonly inflight: number;
 }
@@ -23,8 +29,19 @@ export interface Hold {
 /** How the work done in a slot ended, for an adaptive limit. */
 export type Outcome = "done" | "dropped";
 
-/** The hold of every slot granted under a static limit: nothing to time. */
-export const UNTIMED: Hold = Object.freeze({ granted: 0, inflight: 0 });
+/**
+ * The hold of a slot of weight 1 that is not timed: under a static limit,
+ * hold times are measured only on slots granted near the limit, where they
+ * matter, so that the fast path allocates nothing.
+ */
+export const UNTIMED: Hold = Object.freeze({
+  weight: 1,
+  granted: 0,
+  inflight: 0,
+});
+
+/** How much each new hold time moves the estimate (an EWMA). */
+const HOLD_SMOOTHING = 0.1;
 
 /**
  * Every runtime has a console, but not every program's types declare one
@@ -98,13 +115,17 @@ class AbortWatch {
 }
 
 /** A caller waiting for a slot. */
-export class Waiter extends WaitNode {
+export class Waiter extends Queued {
   /** Receives the slot; must not run the caller's work synchronously. */
   readonly grant: (hold: Hold) => void;
   /** Receives why no slot will come. */
   readonly fail: (error: unknown) => void;
   watch: AbortWatch | undefined = undefined;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** When it queued (`performance.now()`). */
+  queuedAt = 0;
+  /** When its caller stops wanting the work (`performance.now()`). */
+  deadlineAt = Infinity;
 
   constructor(grant: (hold: Hold) => void, fail: (error: unknown) => void) {
     super();
@@ -131,9 +152,10 @@ export function limitOf(limitOrAlgorithm: number | LimitAlgorithm): number {
 }
 
 /**
- * The counting at the heart of every limiter: slots, waiters, counters and
- * the adaptive limit. `Limiter` is its public face; the fetch wrapper uses it
- * directly, so that a request that finds a free slot allocates nothing.
+ * The counting at the heart of every limiter: slots, waiters in grant order,
+ * counters, the adaptive limit and the hold-time estimate. `Limiter` is its
+ * public face; the fetch wrapper uses it directly, so that a request that
+ * finds a free slot allocates nothing.
  */
 export class Slots {
   #limit: number;
@@ -141,26 +163,41 @@ export class Slots {
   readonly #queue: number;
   readonly #queueTimeout: number;
   readonly #lifo: boolean;
+  readonly #adaptive: boolean;
   readonly #dryRun: boolean;
+  readonly #headroom: number;
+  readonly #target: number;
+  readonly #interval: number;
 
+  /** Capacity held now: the weight of the slots granted. */
   #active = 0;
-  readonly #waiters = new WaitQueue<Waiter>();
+  readonly #waiters = new WaitLine<Waiter>();
   #admitted = 0;
   #rejected = 0;
   #timedOut = 0;
   #aborted = 0;
+  /** How long slots are held, ms (an EWMA); `undefined` until one was. */
+  #holdTime: number | undefined = undefined;
+  /** When the queue was last empty, for `order: "adaptive"`. */
+  #lastEmpty = 0;
   // Made on first use: a limiter per key must stay small.
   #offers: Set<Offer> | undefined = undefined;
   #watches: WeakMap<AbortSignal, AbortWatch> | undefined = undefined;
   #closed: Promise<void> | undefined = undefined;
   #resolveClosed: (() => void) | undefined = undefined;
+  /** Set while granting, so that a waiter let go meanwhile does not recurse. */
+  #granting = false;
 
   constructor(config: SlotsConfig) {
     this.#limit = this.#use(config.limit);
     this.#queue = config.queue;
     this.#queueTimeout = config.queueTimeout;
     this.#lifo = config.order === "lifo";
+    this.#adaptive = config.order === "adaptive";
     this.#dryRun = config.dryRun;
+    this.#headroom = config.headroom;
+    this.#target = config.target;
+    this.#interval = config.interval;
   }
 
   get limit(): number {
@@ -214,35 +251,62 @@ export class Slots {
   }
 
   /**
-   * Takes a slot if one is free and nobody waits (under `dryRun`, always).
-   * Returns its hold, or `undefined` when the caller has to wait or be
-   * turned away; that is not counted yet.
+   * Takes capacity for `ask` if it fits under its priority's ceiling and
+   * nobody as urgent waits (under `dryRun`, always). Returns its hold, or
+   * `undefined` when the caller has to wait or be turned away; that is not
+   * counted yet.
    */
-  acquireNow(): Hold | undefined {
+  acquireNow(ask: Ask = PLAIN): Hold | undefined {
     if (this.#closed !== undefined) return undefined;
     if (this.#offers?.size) this.#withdrawUnclaimed();
-    if (this.#active < this.#limit && this.#waiters.size === 0) {
-      return this.#take();
-    }
+    const ceiling = this.#ceiling(ask.priority);
+    const taken = ask.weight < ceiling ? ask.weight : ceiling;
+    if (
+      this.#active + taken <= ceiling &&
+      !this.#waiters.hasWaitersAtOrAbove(ask.priority)
+    ) return this.#take(taken, false);
     if (this.#dryRun) {
       this.#rejected++;
-      return this.#take();
+      return this.#take(taken, false);
     }
     return undefined;
   }
 
   /**
-   * After `acquireNow()` found no slot: counts and returns the reason to turn
-   * the caller away at once, or returns `undefined` if it may queue.
+   * After `acquireNow()` found no room: counts and returns the reason to
+   * turn the caller away at once, or returns `undefined` if it may queue
+   * (after a full queue made room by evicting a less deserving waiter).
    */
-  refuse(): RejectReason | undefined {
+  refuse(ask: Ask = PLAIN): RejectReason | undefined {
     if (this.#closed !== undefined) {
       this.#rejected++;
       return "closed";
     }
+    // A full queue makes room: first by letting go of a waiter that a
+    // standing queue would serve too late anyway, else by evicting (P4).
+    let stale: Waiter | undefined;
+    let evicted: Waiter | undefined;
     if (this.#waiters.size >= this.#queue) {
+      stale = this.#staleWaiter();
+      evicted = stale ?? this.#waiters.evictionFor(ask.priority, ask.flow);
+      if (evicted === undefined) {
+        this.#rejected++;
+        return "full";
+      }
+    }
+    const budget = this.#budget(ask.deadline);
+    if (
+      budget !== Infinity && this.#holdTime !== undefined &&
+      this.#expectedWait(ask) > budget
+    ) {
+      this.#timedOut++;
+      return "timeout";
+    }
+    if (stale !== undefined) this.#drop(stale);
+    else if (evicted !== undefined) {
+      this.#abandon(evicted);
       this.#rejected++;
-      return "full";
+      evicted.fail(new RejectedError("full"));
     }
     return undefined;
   }
@@ -253,23 +317,39 @@ export class Slots {
   }
 
   /**
-   * Queues `waiter` until a slot frees, it times out or `signal` aborts; a
+   * Queues `waiter` until it is granted, it times out or `signal` aborts; a
    * caller that may not wait fails at once. Call after `acquireNow()` found
-   * no slot.
+   * no room.
    */
-  enqueue(waiter: Waiter, signal: AbortSignal | undefined): void {
+  enqueue(
+    waiter: Waiter,
+    signal: AbortSignal | undefined,
+    ask: Ask = PLAIN,
+  ): void {
     if (this.#closed === undefined && signal?.aborted) {
       this.#aborted++;
       return waiter.fail(signal.reason);
     }
-    const reason = this.refuse();
+    const reason = this.refuse(ask);
     if (reason !== undefined) return waiter.fail(new RejectedError(reason));
     if (signal !== undefined) {
       waiter.watch = this.#watch(signal);
       waiter.watch.waiters.add(waiter);
     }
-    if (this.#queueTimeout !== Infinity || IN_WORKERD) {
-      this.#armTimer(waiter, this.#queueTimeout);
+    if (ask !== PLAIN) {
+      waiter.priority = ask.priority;
+      waiter.flowName = ask.flow;
+      waiter.weight = ask.weight;
+    }
+    const budget = this.#budget(ask.deadline);
+    if (budget !== Infinity || IN_WORKERD) {
+      this.#armTimer(waiter, budget < 0 ? 0 : budget);
+    }
+    if (ask.deadline !== Infinity || this.#adaptive) {
+      const now = performance.now();
+      waiter.queuedAt = now;
+      waiter.deadlineAt = now + ask.deadline;
+      if (this.#waiters.size === 0) this.#lastEmpty = now;
     }
     this.#waiters.push(waiter);
   }
@@ -291,9 +371,27 @@ export class Slots {
    * outcome tells an adaptive limit that the work failed.
    */
   release(hold: Hold, outcome: Outcome): void {
-    if (hold.inflight !== 0) this.#sample(hold, outcome);
-    this.#active--;
+    if (hold !== UNTIMED) this.#measure(hold, outcome);
+    this.#active -= hold.weight;
     this.#passOn();
+  }
+
+  /**
+   * The seconds a newcomer of `priority` should wait before it tries again:
+   * the expected wait for capacity, spread by up to +50% so that rejected
+   * clients do not return in step, within 1-60; 1 before any slot was
+   * released.
+   */
+  retryAfter(priority: number): number {
+    if (this.#holdTime === undefined) return 1;
+    const wait = this.#expectedWait({
+      priority,
+      flow: undefined,
+      weight: 1,
+      deadline: Infinity,
+    }, true);
+    const seconds = Math.ceil(wait * (1 + Math.random() / 2) / 1000);
+    return seconds < 1 ? 1 : seconds > 60 ? 60 : seconds;
   }
 
   /** After slots came back: to the waiters, or to `close()` once idle. */
@@ -309,26 +407,84 @@ export class Slots {
   close(): Promise<void> {
     if (this.#closed === undefined) {
       this.#closed = new Promise((resolve) => this.#resolveClosed = resolve);
-      for (
-        let w = this.#waiters.takeOldest();
-        w;
-        w = this.#waiters.takeOldest()
-      ) {
+      for (const waiter of this.#waiters.drain()) {
         this.#rejected++;
-        w.stopWaiting();
-        w.fail(new RejectedError("closed"));
+        waiter.stopWaiting();
+        waiter.fail(new RejectedError("closed"));
       }
       if (this.#active === 0) this.#resolveClosed!();
     }
     return this.#closed;
   }
 
-  #take(): Hold {
-    this.#active++;
+  /** The most capacity work of `priority` may find held (rule P1). */
+  #ceiling(priority: number): number {
+    const limit = this.#limit;
+    if (this.#headroom === 0 || limit === Infinity) return limit;
+    const ceiling = Math.floor(limit * (1 - this.#headroom * priority / 7));
+    return ceiling > 1 ? ceiling : 1;
+  }
+
+  /** How long `deadline` ms from now lets a caller wait: D1's budget. */
+  #budget(deadline: number): number {
+    if (deadline === Infinity) return this.#queueTimeout;
+    const budget = deadline - (this.#holdTime ?? 0);
+    return budget < this.#queueTimeout ? budget : this.#queueTimeout;
+  }
+
+  /**
+   * How long a newcomer asking for `ask` would wait, ms: the capacity to
+   * free before it fits, at the rate at which held capacity frees. With
+   * `everyone`, all waiters as urgent count as ahead of it.
+   */
+  #expectedWait(ask: Ask, everyone = false): number {
+    const ceiling = this.#ceiling(ask.priority);
+    const taken = ask.weight < ceiling ? ask.weight : ceiling;
+    const newest = this.#lifo || (this.#adaptive && this.#standing());
+    const ahead = everyone
+      ? this.#waiters.weightAtOrAbove(ask.priority)
+      : this.#waiters.weightAhead(ask.priority, ask.flow, newest);
+    const needed = this.#active + ahead + taken - ceiling;
+    if (needed <= 0) return 0;
+    const active = this.#active > 1 ? this.#active : 1;
+    return needed * this.#holdTime! / active;
+  }
+
+  /**
+   * With `order: "adaptive"` and a standing queue, the oldest waiter of the
+   * flow a full queue would evict from, if it waited longer than `target`.
+   */
+  #staleWaiter(): Waiter | undefined {
+    if (!this.#adaptive || !this.#standing()) return undefined;
+    const oldest = this.#waiters.oldestOfLeastUrgent()!;
+    return performance.now() - oldest.queuedAt > this.#target
+      ? oldest
+      : undefined;
+  }
+
+  /** Whether the queue has not been empty for `interval` (CoDel). */
+  #standing(): boolean {
+    return this.#waiters.size !== 0 &&
+      performance.now() - this.#lastEmpty > this.#interval;
+  }
+
+  #take(taken: number, fromQueue: boolean): Hold {
+    this.#active += taken;
     this.#admitted++;
-    return this.#algorithm === undefined
-      ? UNTIMED
-      : { granted: performance.now(), inflight: this.#active };
+    if (this.#algorithm !== undefined) {
+      return {
+        weight: taken,
+        granted: performance.now(),
+        inflight: this.#active,
+      };
+    }
+    // Timed only where an estimate is needed: near the limit, and until the
+    // first hold was measured.
+    if (
+      fromQueue || taken !== 1 || this.#holdTime === undefined ||
+      this.#active >= this.#ceiling(7)
+    ) return { weight: taken, granted: performance.now(), inflight: 0 };
+    return UNTIMED;
   }
 
   /** Remembers an algorithm, and returns the limit to enforce now. */
@@ -341,17 +497,23 @@ export class Slots {
     return limitOf(limit);
   }
 
+  /** Learns from one released, timed slot. */
+  #measure(hold: Hold, outcome: Outcome): void {
+    const rtt = performance.now() - hold.granted;
+    const estimate = this.#holdTime;
+    this.#holdTime = estimate === undefined
+      ? rtt
+      : estimate + (rtt - estimate) * HOLD_SMOOTHING;
+    if (hold.inflight !== 0) this.#sample(rtt, hold.inflight, outcome);
+  }
+
   /** Feeds one released slot to the adaptive limit. */
-  #sample(hold: Hold, outcome: Outcome): void {
+  #sample(rtt: number, inflight: number, outcome: Outcome): void {
     const algorithm = this.#algorithm;
     // A slot granted before the limit became adaptive has no timing.
     if (algorithm === undefined) return;
     try {
-      algorithm.update({
-        rtt: performance.now() - hold.granted,
-        inflight: hold.inflight,
-        dropped: outcome === "dropped",
-      });
+      algorithm.update({ rtt, inflight, dropped: outcome === "dropped" });
       // Unless `update` itself switched the limit to something else.
       if (this.#algorithm === algorithm) this.#limit = limitOf(algorithm);
     } catch (error) {
@@ -367,20 +529,62 @@ export class Slots {
     }
   }
 
-  /** Hands free slots to waiters, in order, while the limit allows. */
+  /**
+   * Hands capacity to waiters in grant order while the first one fits: a
+   * wide waiter first in line is never overtaken by narrow ones behind it.
+   * A waiter that can no longer be served in time is let go instead.
+   */
   #grantWaiters(): void {
-    while (this.#waiters.size !== 0 && this.#active < this.#limit) {
-      const waiter = this.#lifo
-        ? this.#waiters.takeNewest()!
-        : this.#waiters.takeOldest()!;
+    if (this.#granting) return;
+    this.#granting = true;
+    try {
+      this.#grantInOrder();
+    } finally {
+      this.#granting = false;
+    }
+  }
+
+  #grantInOrder(): void {
+    while (this.#waiters.size !== 0) {
+      const standing = this.#adaptive && this.#standing();
+      const waiter = this.#waiters.first(this.#lifo || standing)!;
+      if (waiter.deadlineAt !== Infinity || standing) {
+        const now = performance.now();
+        if (
+          now + (this.#holdTime ?? 0) > waiter.deadlineAt ||
+          (standing && now - waiter.queuedAt > this.#target)
+        ) {
+          this.#drop(waiter);
+          continue;
+        }
+      }
+      const ceiling = this.#ceiling(waiter.priority);
+      const taken = waiter.weight < ceiling ? waiter.weight : ceiling;
+      if (this.#active + taken > ceiling) return;
+      this.#waiters.take(waiter);
+      this.#left();
       waiter.stopWaiting();
-      const hold = this.#take();
+      const hold = this.#take(taken, true);
       if (!IN_WORKERD) waiter.grant(hold);
       else {
         const offer: Offer = { ...hold, seen: 0 };
         (this.#offers ??= new Set()).add(offer);
         waiter.grant(offer);
       }
+    }
+  }
+
+  /** Lets a queued waiter go with `"timeout"`. */
+  #drop(waiter: Waiter): void {
+    this.#abandon(waiter);
+    this.#timedOut++;
+    waiter.fail(new RejectedError("timeout"));
+  }
+
+  /** After a waiter left the queue: notes when it emptied (CoDel). */
+  #left(): void {
+    if (this.#adaptive && this.#waiters.size === 0) {
+      this.#lastEmpty = performance.now();
     }
   }
 
@@ -395,7 +599,7 @@ export class Slots {
       if (offer.seen === 0) offer.seen = now;
       else if (now - offer.seen >= CLAIM_WINDOW) {
         this.#offers!.delete(offer);
-        this.#active--;
+        this.#active -= offer.weight;
         this.#admitted--;
         this.#aborted++;
         withdrawn = true;
@@ -405,10 +609,9 @@ export class Slots {
   }
 
   /**
-   * Arms the waiter's timer for the queue timeout `ms`, in steps that
-   * setTimeout can take; in workerd in ticks, each of which also withdraws
-   * unclaimed offers (an infinite timeout there only keeps the request
-   * alive).
+   * Arms the waiter's timer for `ms`, in steps that setTimeout can take; in
+   * workerd in ticks, each of which also withdraws unclaimed offers (an
+   * infinite timeout there only keeps the request alive).
    */
   #armTimer(waiter: Waiter, ms: number): void {
     const step = Math.min(ms, IN_WORKERD ? TICK : LONGEST_TIMER);
@@ -416,10 +619,7 @@ export class Slots {
       if (this.#offers?.size) this.#withdrawUnclaimed();
       if (!waiter.queued) return;
       if (ms > step) this.#armTimer(waiter, ms - step);
-      else if (this.#abandon(waiter)) {
-        this.#timedOut++;
-        waiter.fail(new RejectedError("timeout"));
-      }
+      else this.#drop(waiter);
     }, step);
   }
 
@@ -445,11 +645,17 @@ export class Slots {
     return watch;
   }
 
-  /** Takes a waiter that gives up out of the queue, if it is still there. */
+  /**
+   * Takes a waiter that gives up out of the queue, if it is still there, and
+   * lets the next one in if it now fits (a wide first waiter may have held
+   * the others back).
+   */
   #abandon(waiter: Waiter): boolean {
-    if (!waiter.queued) return false;
+    if (waiter.flow === undefined) return false;
     this.#waiters.remove(waiter);
+    this.#left();
     waiter.stopWaiting();
+    if (this.#waiters.size !== 0) this.#grantWaiters();
     return true;
   }
 }

@@ -1,8 +1,10 @@
+import { type Ask, askOf } from "./_ask.ts";
 import {
   checkBoolean,
   checkChoice,
   checkDuration,
   checkInteger,
+  checkNumber,
   checkOptionsObject,
 } from "./_options.ts";
 import {
@@ -39,13 +41,41 @@ export interface LimiterOptions {
    */
   queueTimeout?: number;
   /**
-   * Which waiter a freed permit goes to: the oldest (`"fifo"`) or the newest
-   * (`"lifo"`, which keeps latency low for most callers when the queue is
-   * long, at the price of the oldest).
+   * Which waiter of a flow a freed permit goes to: the oldest (`"fifo"`),
+   * the newest (`"lifo"`, which keeps latency low for most callers when the
+   * queue is long, at the price of the oldest), or `"adaptive"`: CoDel with
+   * adaptive LIFO. That serves the oldest first while the queue empties now
+   * and then (at least once every `interval` ms); once it stands, it serves
+   * the newest first and lets go of waiters older than `target` ms with
+   * `RejectedError("timeout")`, since their clients have likely given up.
    *
    * @default {"fifo"}
    */
-  order?: "fifo" | "lifo";
+  order?: "fifo" | "lifo" | "adaptive";
+  /**
+   * With `order: "adaptive"`, the longest a waiter may have waited, in ms,
+   * and still be granted while the queue stands.
+   *
+   * @default {5}
+   */
+  target?: number;
+  /**
+   * With `order: "adaptive"`, how long the queue must go without being
+   * empty, in ms, before it counts as standing.
+   *
+   * @default {100}
+   */
+  interval?: number;
+  /**
+   * The share of the limit kept for urgent work, in [0, 1). Work of
+   * priority `u` is admitted only while the capacity held stays within
+   * `floor(limit * (1 - headroom * u / 7))` (at least 1): with
+   * `headroom: 0.3` and `limit: 100`, priority 7 stops at 70, the default
+   * priority 3 at 87, and priority 0 may use all 100.
+   *
+   * @default {0}
+   */
+  headroom?: number;
   /**
    * Never wait and never reject: an acquisition that would have waited or
    * been rejected is granted at once and counted in `rejected`, so a limit
@@ -56,8 +86,48 @@ export interface LimiterOptions {
   dryRun?: boolean;
 }
 
-/** Options for {@linkcode Limiter.prototype.acquire}. */
-export interface AcquireOptions {
+/**
+ * Where an acquisition stands in line and how long it may wait, for
+ * {@linkcode Limiter.prototype.tryAcquire}.
+ */
+export interface TryAcquireOptions {
+  /**
+   * Urgency on the scale of RFC 9218 (`Priority: u=`), an integer from 0
+   * (most urgent) to 7. The most urgent waiter is granted first; less
+   * urgent work may use only part of the limit (see `headroom`).
+   *
+   * @default {3}
+   */
+  priority?: number;
+  /**
+   * Who the work is for (a client, a tenant). Waiters of one priority take
+   * turns by flow, so one busy flow cannot crowd out the others; a full
+   * queue gives up a waiter of the longest flow first.
+   *
+   * @default {one flow shared by every caller}
+   */
+  flow?: string;
+  /**
+   * How much of the limit the work occupies, an integer >= 1 (at most the
+   * whole limit is taken). A wide waiter first in line is never overtaken
+   * by narrow ones.
+   *
+   * @default {1}
+   */
+  weight?: number;
+  /**
+   * Ms from now after which the caller no longer wants the work. A caller
+   * whose expected wait exceeds what its deadline leaves, after the
+   * measured hold time, is rejected at once with `RejectedError("timeout")`;
+   * a waiter that can no longer be served in time is let go the same way.
+   *
+   * @default {Infinity}
+   */
+  deadline?: number;
+}
+
+/** Options for {@linkcode Limiter.prototype.acquire} and `run`. */
+export interface AcquireOptions extends TryAcquireOptions {
   /**
    * Gives up waiting when it aborts: the caller leaves the queue at once and
    * the promise rejects with `signal.reason`.
@@ -105,6 +175,9 @@ export const LIMITER_OPTION_NAMES = [
   "queueTimeout",
   "order",
   "dryRun",
+  "headroom",
+  "target",
+  "interval",
 ] as const;
 
 /** Checks `value` as a limit; shared by the constructor and the setter. */
@@ -126,8 +199,20 @@ export function checkLimiterOptions(given: LimiterOptions): SlotsConfig {
       fallback: 0,
     }),
     queueTimeout: checkDuration("queueTimeout", given.queueTimeout, Infinity),
-    order: checkChoice("order", given.order, { choices: ["fifo", "lifo"] }),
+    order: checkChoice("order", given.order, {
+      choices: ["fifo", "lifo", "adaptive"],
+    }),
     dryRun: checkBoolean("dryRun", given.dryRun),
+    headroom: checkNumber("headroom", given.headroom, {
+      fallback: 0,
+      min: 0,
+      below: 1,
+    }),
+    target: checkNumber("target", given.target, { fallback: 5, above: 0 }),
+    interval: checkNumber("interval", given.interval, {
+      fallback: 100,
+      above: 0,
+    }),
   };
 }
 
@@ -184,9 +269,13 @@ function runHeld<T>(
  * promise, which runs in a microtask of its own (never inside another
  * caller's release) and, in workerd, in the caller's own request context.
  */
-function queue(slots: Slots, signal: AbortSignal | undefined): Promise<Hold> {
+function queue(
+  slots: Slots,
+  signal: AbortSignal | undefined,
+  ask: Ask,
+): Promise<Hold> {
   return new Promise((resolve, reject) =>
-    slots.enqueue(new Waiter(resolve, reject), signal)
+    slots.enqueue(new Waiter(resolve, reject), signal, ask)
   );
 }
 
@@ -270,13 +359,18 @@ export class Limiter {
   }
 
   /**
-   * Takes a permit if one is free and nobody waits for one; never waits.
+   * Takes a permit if capacity is free and nobody as urgent waits; never
+   * waits.
    *
+   * @param options Where it stands: `priority`, `flow`, `weight`
+   * (`deadline` is checked, and needs no wait to be met).
    * @returns A permit, or `undefined` (counted as rejected).
+   * @throws {TypeError} If an option has the wrong type.
+   * @throws {RangeError} If an option is out of range.
    */
-  tryAcquire(): Permit | undefined {
+  tryAcquire(options?: TryAcquireOptions): Permit | undefined {
     const slots = this.#slots;
-    const hold = slots.acquireNow();
+    const hold = slots.acquireNow(askOf(options));
     if (hold !== undefined) return new LimiterPermit(slots, hold);
     slots.countRejection();
     return undefined;
@@ -285,16 +379,20 @@ export class Limiter {
   /**
    * Takes a permit, waiting in the queue if none is free.
    *
-   * @param options An optional `signal` to give up waiting.
+   * @param options An optional `signal` to give up waiting, and where the
+   * caller stands in line: `priority`, `flow`, `weight`, `deadline`.
    * @returns A promise of the permit. It rejects with `RejectedError`
    * (`"full"`, `"timeout"` or `"closed"`), or with `signal.reason` when the
    * signal aborts first.
+   * @throws {TypeError} If an option has the wrong type.
+   * @throws {RangeError} If an option is out of range.
    */
   acquire(options?: AcquireOptions): Promise<Permit> {
     const slots = this.#slots;
+    const ask = askOf(options);
     const signal = options?.signal;
     if (signal?.aborted !== true) {
-      const hold = slots.acquireNow();
+      const hold = slots.acquireNow(ask);
       if (hold !== undefined) {
         return Promise.resolve(new LimiterPermit(slots, hold));
       }
@@ -303,10 +401,10 @@ export class Limiter {
       // The permit is made by the grant itself: one promise a waiter.
       return new Promise((resolve, reject) => {
         const grant = (hold: Hold) => resolve(new LimiterPermit(slots, hold));
-        slots.enqueue(new Waiter(grant, reject), signal);
+        slots.enqueue(new Waiter(grant, reject), signal, ask);
       });
     }
-    return queue(slots, signal).then((hold) =>
+    return queue(slots, signal, ask).then((hold) =>
       slots.claim(hold) ? new LimiterPermit(slots, hold) : this.acquire(options)
     );
   }
@@ -317,21 +415,24 @@ export class Limiter {
    * microtask of its own, never inside another caller's `release()`.
    *
    * @param fn The work to run.
-   * @param options An optional `signal` to give up waiting.
+   * @param options As for {@linkcode Limiter.prototype.acquire}.
    * @returns `fn`'s result; rejects with `fn`'s error, or as
    * {@linkcode Limiter.prototype.acquire} does when no permit is granted.
+   * @throws {TypeError} If an option has the wrong type.
+   * @throws {RangeError} If an option is out of range.
    */
   run<T>(
     fn: () => T | PromiseLike<T>,
     options?: AcquireOptions,
   ): Promise<T> {
     const slots = this.#slots;
+    const ask = askOf(options);
     const signal = options?.signal;
     if (signal?.aborted !== true) {
-      const hold = slots.acquireNow();
+      const hold = slots.acquireNow(ask);
       if (hold !== undefined) return runHeld(slots, hold, fn);
     }
-    return queue(slots, signal).then((hold) =>
+    return queue(slots, signal, ask).then((hold) =>
       slots.claim(hold) ? runHeld(slots, hold, fn) : this.run(fn, options)
     );
   }

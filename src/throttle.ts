@@ -37,11 +37,46 @@ export interface ThrottleBaseOptions<S, A extends unknown[]> {
    */
   reject?: Reject<S>;
   /**
-   * The default rejection's `Retry-After`, in whole seconds.
+   * The default rejection's `Retry-After`: whole seconds, or `"auto"`, the
+   * expected time until a newcomer of the request's priority would find
+   * capacity (from the measured hold time and what is queued ahead), spread
+   * by up to +50% so that rejected clients do not return in step, within
+   * 1-60 s (1 before any slot was released). A custom `reject` gets it as
+   * `info.retryAfter`.
    *
-   * @default {1}
+   * @default {"auto"}
    */
-  retryAfter?: number;
+  retryAfter?: number | "auto";
+  /**
+   * The request's urgency, an integer from 0 (most urgent) to 7, as
+   * `Limiter.acquire`'s `priority`; called once per request. A value out of
+   * range fails that request with a RangeError. Tip: RFC 9218's `Priority:
+   * u=N` header carries exactly this scale.
+   *
+   * @default {() => 3}
+   */
+  priority?: (subject: S, ...rest: A) => number;
+  /**
+   * Who the request is for (a client address, a tenant); requests of one
+   * priority take turns by flow, so one busy client cannot crowd out the
+   * others. Called once per request; must return a string.
+   */
+  flow?: (subject: S, ...rest: A) => string;
+  /**
+   * How many slots the request occupies, an integer >= 1 (an expensive
+   * export might weigh 8). Called once per request.
+   *
+   * @default {() => 1}
+   */
+  weight?: (subject: S, ...rest: A) => number;
+  /**
+   * Ms from now after which the client no longer wants the response (from
+   * `grpc-timeout`, `x-request-timeout` or Envoy's
+   * `x-envoy-expected-rq-timeout-ms`), or `undefined` for none. A request
+   * that cannot be served in time is rejected at once with reason
+   * `"timeout"` instead of waiting in vain.
+   */
+  deadline?: (subject: S, ...rest: A) => number | undefined;
 }
 
 /** A gate with limiters of its own: one, or one per key. */
@@ -78,6 +113,12 @@ export interface SharedLimiterOptions {
   order?: undefined;
   /** Set on the limiter instead. */
   dryRun?: undefined;
+  /** Set on the limiter instead. */
+  headroom?: undefined;
+  /** Set on the limiter instead. */
+  target?: undefined;
+  /** Set on the limiter instead. */
+  interval?: undefined;
 }
 
 /**

@@ -50,7 +50,7 @@ const limiterCases: Case[] = [
     "order",
     "random",
     TypeError,
-    'option "order" must be "fifo" or "lifo", got "random"',
+    'option "order" must be "fifo" or "lifo" or "adaptive", got "random"',
   ],
   ["order", 1, TypeError, "got 1"],
   ["dryRun", "yes", TypeError, 'option "dryRun" must be a boolean, got "yes"'],

@@ -181,6 +181,7 @@ test("throttle() builds rejections with reject and tells it why", async () => {
     limit: 1,
     active: 1,
     queued: 0,
+    retryAfter: 1,
     key: "tenant-a",
   }]);
   slow.next();
