@@ -352,6 +352,8 @@ export class Slots {
       if (this.#waiters.size === 0) this.#lastEmpty = now;
     }
     this.#waiters.push(waiter);
+    // Making room may have let capacity free for whoever is first now.
+    this.#grantWaiters();
   }
 
   /**
