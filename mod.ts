@@ -19,6 +19,7 @@ export {
   type LimiterOptions,
   type LimiterStats,
   type Permit,
+  type TryAcquireOptions,
 } from "./src/limiter.ts";
 export { RejectedError, type RejectReason } from "./src/rejected_error.ts";
 export type {

@@ -4,7 +4,8 @@ import type { ThrottleControls, ThrottleOptions } from "./throttle.ts";
 
 /**
  * Options for the Hono middleware: those of the fetch wrapper's `throttle`,
- * with `key`, `skip` and `reject` receiving the Hono `Context`.
+ * with `key`, `skip`, `reject`, `priority`, `flow`, `weight` and `deadline`
+ * receiving the Hono `Context`.
  *
  * @example Options kept apart from the middleware
  * ```ts
