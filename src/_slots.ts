@@ -187,6 +187,8 @@ export class Slots {
   #resolveClosed: (() => void) | undefined = undefined;
   /** Set while granting, so that a waiter let go meanwhile does not recurse. */
   #granting = false;
+  /** From how much held capacity on a slot's hold is timed: the lowest ceiling. */
+  #timedFrom: number;
 
   constructor(config: SlotsConfig) {
     this.#limit = this.#use(config.limit);
@@ -198,6 +200,7 @@ export class Slots {
     this.#headroom = config.headroom;
     this.#target = config.target;
     this.#interval = config.interval;
+    this.#timedFrom = this.#ceiling(7);
   }
 
   get limit(): number {
@@ -206,6 +209,7 @@ export class Slots {
 
   set limit(limit: number | LimitAlgorithm) {
     this.#limit = this.#use(limit);
+    this.#timedFrom = this.#ceiling(7);
     this.#grantWaiters();
   }
 
@@ -352,7 +356,8 @@ export class Slots {
       if (this.#waiters.size === 0) this.#lastEmpty = now;
     }
     this.#waiters.push(waiter);
-    // Making room may have let capacity free for whoever is first now.
+    // It may be first in line now and fit: with "lifo" behind a wide
+    // waiter, or after making room let a waiter go.
     this.#grantWaiters();
   }
 
@@ -484,7 +489,7 @@ export class Slots {
     // first hold was measured.
     if (
       fromQueue || taken !== 1 || this.#holdTime === undefined ||
-      this.#active >= this.#ceiling(7)
+      this.#active >= this.#timedFrom
     ) return { weight: taken, granted: performance.now(), inflight: 0 };
     return UNTIMED;
   }

@@ -28,7 +28,10 @@ class Flow extends WaitNode {
 class Level {
   /** Flows in the order in which they last became backlogged. */
   readonly ring = new WaitQueue<Flow>();
-  readonly flows = new Map<string | undefined, Flow>();
+  /** The flow of waiters that named none, kept out of the map. */
+  shared: Flow | undefined = undefined;
+  /** The named flows, made on first use. */
+  flows: Map<string, Flow> | undefined = undefined;
   /** The flow whose turn it is, once it got its quantum. */
   current: Flow | undefined = undefined;
   size = 0;
@@ -71,10 +74,12 @@ export class WaitLine<T extends Queued> {
       level = this.#levels[p] = new Level();
       this.#mask |= 1 << p;
     }
-    let flow = level.flows.get(waiter.flowName);
+    const name = waiter.flowName;
+    let flow = name === undefined ? level.shared : level.flows?.get(name);
     if (flow === undefined) {
-      flow = new Flow(waiter.flowName);
-      level.flows.set(waiter.flowName, flow);
+      flow = new Flow(name);
+      if (name === undefined) level.shared = flow;
+      else (level.flows ??= new Map()).set(name, flow);
       level.ring.push(flow);
     }
     flow.waiters.push(waiter);
@@ -126,7 +131,8 @@ export class WaitLine<T extends Queued> {
     this.size--;
     if (flow.waiters.size !== 0) return;
     level.ring.remove(flow);
-    level.flows.delete(flow.name);
+    if (flow.name === undefined) level.shared = undefined;
+    else level.flows!.delete(flow.name);
     if (level.current === flow) level.current = undefined;
     if (level.size !== 0) return;
     this.#levels[p] = undefined;
@@ -149,7 +155,7 @@ export class WaitLine<T extends Queued> {
     const level = this.#levels[priority];
     if (level === undefined) return undefined;
     const longest = longestFlowOf(level);
-    const own = level.flows.get(flowName)?.waiters.size ?? 0;
+    const own = flowOf(level, flowName)?.waiters.size ?? 0;
     return longest.waiters.size >= own + 2
       ? longest.waiters.newest as T
       : undefined;
@@ -168,7 +174,7 @@ export class WaitLine<T extends Queued> {
     const ahead = priority === 0 ? 0 : this.weightAtOrAbove(priority - 1);
     const level = this.#levels[priority];
     if (level === undefined) return ahead;
-    const own = level.flows.get(flowName);
+    const own = flowOf(level, flowName);
     const inFlow = newest || own === undefined ? 0 : own.weight;
     const others = level.ring.size - (own === undefined ? 0 : 1);
     return ahead +
@@ -200,6 +206,10 @@ export class WaitLine<T extends Queued> {
       yield w;
     }
   }
+}
+
+function flowOf(level: Level, name: string | undefined): Flow | undefined {
+  return name === undefined ? level.shared : level.flows?.get(name);
 }
 
 function headOf(flow: Flow, newest: boolean): Queued {

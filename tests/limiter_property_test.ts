@@ -353,6 +353,8 @@ class Model {
         controller,
       });
       this.outcomes.set(id, { state: "pending" });
+      // First in line now and fits: lifo behind a wide waiter, or after
+      // the eviction.
       this.#drain(now);
     }
   }
@@ -456,8 +458,8 @@ class Model {
       this.#remove(waiter);
       this.aborted++;
       this.outcomes.set(waiter.id, { state: "aborted" });
+      this.#drain(now);
     }
-    this.#drain(now);
   }
 
   /** Timers fire in expiry order, ties in the order they were set. */
