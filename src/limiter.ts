@@ -301,6 +301,25 @@ export function slotsOf(limiter: Limiter): Slots {
  * console.log(await Promise.all(jobs)); // [2, 4, 6, 8]
  * ```
  *
+ * @example Urgent work first, and tenants in turns
+ * ```ts
+ * import { Limiter } from "@floodgate/floodgate";
+ *
+ * const limiter = new Limiter({ limit: 1, queue: 10 });
+ * const order: string[] = [];
+ * const job = (name: string) => () => void order.push(name);
+ * const first = limiter.acquire();
+ * const jobs = [
+ *   limiter.run(job("batch a1"), { priority: 7, flow: "a" }),
+ *   limiter.run(job("batch a2"), { priority: 7, flow: "a" }),
+ *   limiter.run(job("batch b1"), { priority: 7, flow: "b" }),
+ *   limiter.run(job("checkout"), { priority: 0 }),
+ * ];
+ * (await first).release();
+ * await Promise.all(jobs);
+ * console.log(order); // ["checkout", "batch a1", "batch b1", "batch a2"]
+ * ```
+ *
  * @example Holding a permit for a block
  * ```ts
  * import { Limiter } from "@floodgate/floodgate";
