@@ -21,6 +21,13 @@ export {
   type Permit,
   type TryAcquireOptions,
 } from "./src/limiter.ts";
+export type {
+  AdmittedEvent,
+  Observable,
+  Observer,
+  RejectedEvent,
+  ReleasedEvent,
+} from "./src/_observe.ts";
 export { RejectedError, type RejectReason } from "./src/rejected_error.ts";
 export type {
   AdaptiveOptions,

@@ -1,5 +1,6 @@
 import { type Ask, PLAIN } from "./_ask.ts";
 import { show } from "./_options.ts";
+import { type Observer, observeSlots } from "./_observe.ts";
 import { checkGateOptions } from "./_gate_options.ts";
 import { deliveredBy, releaseAfterBody } from "./_release_body.ts";
 import type { RejectInfo } from "./_reject.ts";
@@ -272,7 +273,7 @@ export function gate<
     checkCallbackResult("key", key);
     const slots = keyed!.slotsFor(key);
     if (slots === undefined) {
-      keyed!.countClosed();
+      keyed!.countClosed(key, ask.priority);
       return turnAway(subject, ask, { reason: "closed", slots, key });
     }
     return enter(slots, key, subject, ask, request, rest);
@@ -287,5 +288,11 @@ export function gate<
     return keyed !== undefined ? keyed.close() : shared!.close();
   }
 
-  return Object.assign(throttled, { stats, close });
+  function observe(observer: Observer): () => void {
+    return keyed !== undefined
+      ? keyed.observe(observer)
+      : observeSlots(shared!, observer);
+  }
+
+  return Object.assign(throttled, { stats, close, observe });
 }

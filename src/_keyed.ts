@@ -1,3 +1,4 @@
+import { Observers, Reporter } from "./_observe.ts";
 import { limitOf, Slots, type SlotsConfig } from "./_slots.ts";
 
 /** The counters a keyed gate keeps after a key is forgotten. */
@@ -22,6 +23,8 @@ export class KeyedSlots {
     aborted: 0,
   };
   #closed = false;
+  /** observe: made on first use; each key's slots report with their key. */
+  #observers: Observers | undefined = undefined;
 
   constructor(config: SlotsConfig) {
     this.#config = config;
@@ -33,13 +36,31 @@ export class KeyedSlots {
     if (slots === undefined && !this.#closed) {
       slots = new Slots(this.#config);
       this.#live.set(key, slots);
+      // observe
+      if (this.#observers?.size) {
+        slots.reportTo(new Reporter(this.#observers, key));
+      }
     }
     return slots;
   }
 
   /** Counts a request turned away because the gate was closed. */
-  countClosed(): void {
+  countClosed(key: string, priority: number): void {
     this.#retired.rejected++;
+    // observe
+    if (this.#observers?.size) {
+      new Reporter(this.#observers, key).rejected("closed", 0, priority);
+    }
+  }
+
+  /** observe: adds an observer of every key's slots, live and future. */
+  observe(observer: unknown): () => void {
+    const observers = this.#observers ??= new Observers((observed) => {
+      for (const [key, slots] of this.#live) {
+        slots.reportTo(observed ? new Reporter(observers, key) : undefined);
+      }
+    });
+    return observers.add(observer);
   }
 
   /**

@@ -1,4 +1,5 @@
 import { type Ask, PLAIN } from "./_ask.ts";
+import { Reporter } from "./_observe.ts";
 import { Queued, WaitLine } from "./_wait_line.ts";
 import { RejectedError, type RejectReason } from "./rejected_error.ts";
 import type { LimitAlgorithm } from "./limit_algorithm.ts";
@@ -189,6 +190,8 @@ export class Slots {
   #granting = false;
   /** From how much held capacity on a slot's hold is timed: the lowest ceiling. */
   #timedFrom: number;
+  /** observe: where events go; `undefined` while nobody observes. */
+  #reporter: Reporter | undefined = undefined;
 
   constructor(config: SlotsConfig) {
     this.#limit = this.#use(config.limit);
@@ -215,6 +218,11 @@ export class Slots {
 
   get active(): number {
     return this.#active;
+  }
+
+  /** observe: reports events to `reporter` from now on, or stops. */
+  reportTo(reporter: Reporter | undefined): void {
+    this.#reporter = reporter;
   }
 
   get queued(): number {
@@ -268,9 +276,18 @@ export class Slots {
     if (
       this.#active + taken <= ceiling &&
       !this.#waiters.hasWaitersAtOrAbove(ask.priority)
-    ) return this.#take(taken, false);
+    ) {
+      // observe
+      if (this.#reporter !== undefined) return this.#admitNow(taken, ask);
+      return this.#take(taken, false);
+    }
     if (this.#dryRun) {
       this.#rejected++;
+      // observe: a would-be rejection, granted all the same.
+      if (this.#reporter !== undefined) {
+        this.#reporter.rejected("full", 0, ask.priority);
+        return this.#admitNow(taken, ask);
+      }
       return this.#take(taken, false);
     }
     return undefined;
@@ -284,6 +301,7 @@ export class Slots {
   refuse(ask: Ask = PLAIN): RejectReason | undefined {
     if (this.#closed !== undefined) {
       this.#rejected++;
+      this.#reporter?.rejected("closed", 0, ask.priority); // observe
       return "closed";
     }
     // A full queue makes room: first by letting go of a waiter that a
@@ -295,6 +313,7 @@ export class Slots {
       evicted = stale ?? this.#waiters.evictionFor(ask.priority, ask.flow);
       if (evicted === undefined) {
         this.#rejected++;
+        this.#reporter?.rejected("full", 0, ask.priority); // observe
         return "full";
       }
     }
@@ -304,20 +323,28 @@ export class Slots {
       this.#expectedWait(ask) > budget
     ) {
       this.#timedOut++;
+      this.#reporter?.rejected("timeout", 0, ask.priority); // observe
       return "timeout";
     }
     if (stale !== undefined) this.#drop(stale);
     else if (evicted !== undefined) {
       this.#abandon(evicted);
       this.#rejected++;
+      this.#reportWaiter("full", evicted); // observe
       evicted.fail(new RejectedError("full"));
     }
     return undefined;
   }
 
   /** Counts a caller turned away without a word (a failed `tryAcquire()`). */
-  countRejection(): void {
+  countRejection(ask: Ask = PLAIN): void {
     this.#rejected++;
+    // observe
+    this.#reporter?.rejected(
+      this.#closed !== undefined ? "closed" : "full",
+      0,
+      ask.priority,
+    );
   }
 
   /**
@@ -332,6 +359,7 @@ export class Slots {
   ): void {
     if (this.#closed === undefined && signal?.aborted) {
       this.#aborted++;
+      this.#reporter?.rejected("aborted", 0, ask.priority); // observe
       return waiter.fail(signal.reason);
     }
     const reason = this.refuse(ask);
@@ -349,9 +377,10 @@ export class Slots {
     if (budget !== Infinity || IN_WORKERD) {
       this.#armTimer(waiter, budget < 0 ? 0 : budget);
     }
+    // Waiters are the slow path: their wait is always timed (observe).
+    const now = performance.now();
+    waiter.queuedAt = now;
     if (ask.deadline !== Infinity || this.#adaptive) {
-      const now = performance.now();
-      waiter.queuedAt = now;
       waiter.deadlineAt = now + ask.deadline;
       if (this.#waiters.size === 0) this.#lastEmpty = now;
     }
@@ -378,7 +407,10 @@ export class Slots {
    * outcome tells an adaptive limit that the work failed.
    */
   release(hold: Hold, outcome: Outcome): void {
-    if (hold !== UNTIMED) this.#measure(hold, outcome);
+    if (hold !== UNTIMED) {
+      hold = Reporter.released(hold, outcome); // observe
+      if (hold !== UNTIMED) this.#measure(hold, outcome);
+    }
     this.#active -= hold.weight;
     this.#passOn();
   }
@@ -416,6 +448,7 @@ export class Slots {
       this.#closed = new Promise((resolve) => this.#resolveClosed = resolve);
       for (const waiter of this.#waiters.drain()) {
         this.#rejected++;
+        this.#reportWaiter("closed", waiter); // observe
         waiter.stopWaiting();
         waiter.fail(new RejectedError("closed"));
       }
@@ -571,7 +604,12 @@ export class Slots {
       this.#waiters.take(waiter);
       this.#left();
       waiter.stopWaiting();
-      const hold = this.#take(taken, true);
+      let hold = this.#take(taken, true);
+      // observe
+      if (this.#reporter !== undefined) {
+        const wait = performance.now() - waiter.queuedAt;
+        hold = this.#reporter.admitted(hold, wait, waiter.priority);
+      }
       if (!IN_WORKERD) waiter.grant(hold);
       else {
         const offer: Offer = { ...hold, seen: 0 };
@@ -581,10 +619,25 @@ export class Slots {
     }
   }
 
+  /** observe: a slot granted at once while observed. */
+  #admitNow(taken: number, ask: Ask): Hold {
+    return this.#reporter!.admitted(this.#take(taken, false), 0, ask.priority);
+  }
+
+  /** observe: a waiter denied, after its wait. */
+  #reportWaiter(reason: RejectReason | "aborted", waiter: Waiter): void {
+    this.#reporter?.rejected(
+      reason,
+      performance.now() - waiter.queuedAt,
+      waiter.priority,
+    );
+  }
+
   /** Lets a queued waiter go with `"timeout"`. */
   #drop(waiter: Waiter): void {
     this.#abandon(waiter);
     this.#timedOut++;
+    this.#reportWaiter("timeout", waiter); // observe
     waiter.fail(new RejectedError("timeout"));
   }
 
@@ -639,6 +692,7 @@ export class Slots {
         for (const waiter of [...watch!.waiters]) {
           if (!this.#abandon(waiter)) continue;
           this.#aborted++;
+          this.#reportWaiter("aborted", waiter); // observe
           waiter.fail(signal.reason);
         }
       };

@@ -180,5 +180,6 @@ export function throttle<E extends Env = Env>(
   return Object.assign(middleware, {
     stats: gated.stats,
     close: gated.close,
+    observe: gated.observe,
   });
 }

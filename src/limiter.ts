@@ -14,6 +14,7 @@ import {
   type SlotsConfig,
   Waiter,
 } from "./_slots.ts";
+import { type Observer, observeSlots } from "./_observe.ts";
 import { isLimitAlgorithm, type LimitAlgorithm } from "./limit_algorithm.ts";
 
 /** Options for {@linkcode Limiter}. */
@@ -389,9 +390,10 @@ export class Limiter {
    */
   tryAcquire(options?: TryAcquireOptions): Permit | undefined {
     const slots = this.#slots;
-    const hold = slots.acquireNow(askOf(options));
+    const ask = askOf(options);
+    const hold = slots.acquireNow(ask);
     if (hold !== undefined) return new LimiterPermit(slots, hold);
-    slots.countRejection();
+    slots.countRejection(ask);
     return undefined;
   }
 
@@ -463,6 +465,34 @@ export class Limiter {
    */
   stats(): LimiterStats {
     return this.#slots.stats();
+  }
+
+  /**
+   * Adds an observer of every permit granted, denied and given back. Its
+   * methods are called synchronously; one that throws is reported once on
+   * the console and breaks nothing. While nobody observes, no event is made.
+   *
+   * @example Logging what the limiter does
+   * ```ts
+   * import { Limiter } from "@floodgate/floodgate";
+   *
+   * const limiter = new Limiter({ limit: 1 });
+   * const stop = limiter.observe({
+   *   admitted: (event) => console.log("admitted after", event.wait, "ms"),
+   *   rejected: (event) => console.log("rejected:", event.reason),
+   * });
+   * const permit = limiter.tryAcquire(); // admitted after 0 ms
+   * limiter.tryAcquire(); // rejected: full
+   * permit?.release();
+   * stop();
+   * ```
+   *
+   * @param observer An object with any of `admitted`, `rejected`, `released`.
+   * @returns A function that removes the observer.
+   * @throws {TypeError} If `observer` is not such an object.
+   */
+  observe(observer: Observer): () => void {
+    return observeSlots(this.#slots, observer);
   }
 
   /**

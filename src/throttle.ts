@@ -1,6 +1,7 @@
 import { gate } from "./_gate.ts";
 import type { Reject, RejectInfo } from "./_reject.ts";
 import type { Limiter, LimiterOptions, LimiterStats } from "./limiter.ts";
+import type { Observer } from "./_observe.ts";
 
 export type { Reject, RejectInfo };
 
@@ -151,6 +152,14 @@ export interface ThrottleControls {
    * `"closed"`. Resolves when no request holds a slot.
    */
   close(): Promise<void>;
+  /**
+   * Adds an observer of every request admitted, rejected and released, over
+   * every key (events carry `key` when the `key` option is set). Requests
+   * that `skip` lets through are not seen. See `Limiter.observe()`.
+   *
+   * @returns A function that removes the observer.
+   */
+  observe(observer: Observer): () => void;
 }
 
 /**
