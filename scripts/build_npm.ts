@@ -94,6 +94,11 @@ for (const [subpath, path] of Object.entries(exportsMap)) {
   packageExports[subpath] = { types, default: js };
 }
 const honoRange = config.imports.hono.replace(/^npm:hono@/, "");
+// Only floodgate/otel needs it; the application brings its own copy.
+const otelRange = config.imports["@opentelemetry/api"].replace(
+  /^npm:@opentelemetry\/api@/,
+  "",
+);
 const packageJson = {
   name: config.name.split("/").pop(),
   version: config.version,
@@ -110,14 +115,19 @@ const packageJson = {
     "deno",
     "bun",
     "cloudflare-workers",
+    "opentelemetry",
+    "prometheus",
   ],
   type: "module",
   exports: packageExports,
   files: ["*.js", "*.d.ts", "src/"],
   sideEffects: false,
   engines: { node: ">=20" },
-  peerDependencies: { hono: honoRange },
-  peerDependenciesMeta: { hono: { optional: true } },
+  peerDependencies: { hono: honoRange, "@opentelemetry/api": otelRange },
+  peerDependenciesMeta: {
+    hono: { optional: true },
+    "@opentelemetry/api": { optional: true },
+  },
 };
 await Deno.writeTextFile(
   join(out, "package.json"),
@@ -203,6 +213,9 @@ if ((await response.text()) !== "ok") throw new Error("import: wrong answer");
 if (!(new RejectedError("full") instanceof Error)) throw new Error("import: RejectedError");
 if (new Limiter({ limit: 3 }).limit !== 3) throw new Error("import: Limiter");
 await import("floodgate/hono");
+const { prometheus } = await import("floodgate/prometheus");
+const metrics = await prometheus(new Limiter())(new Request("http://localhost/metrics")).text();
+if (!metrics.includes("floodgate_requests_total")) throw new Error("import: prometheus");
 console.log("import works");
 `,
   );

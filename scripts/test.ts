@@ -25,6 +25,16 @@ const steps: Step[] = [
     // nothing.
     args: ["install", "--frozen", "--allow-scripts=npm:workerd"],
   },
+  {
+    name: "Debian's prometheus where missing (promtool and the server)",
+    command: "sh",
+    // The metrics tests check the output with promtool and let a real
+    // Prometheus scrape an example; CI starts from a clean machine.
+    args: [
+      "-c",
+      "command -v promtool >/dev/null && command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >&2; }",
+    ],
+  },
   { name: "format", command: deno, args: ["fmt", "--check"] },
   { name: "lint", command: deno, args: ["lint"] },
   { name: "type-check", command: deno, args: ["check", "."] },
@@ -42,7 +52,13 @@ const steps: Step[] = [
   {
     name: "type-check the Bun example against Bun's types",
     command: deno,
-    args: ["check", "--config", "examples/bun_check.jsonc", "examples/bun.js"],
+    args: [
+      "check",
+      "--config",
+      "examples/bun_check.jsonc",
+      "examples/bun.js",
+      "examples/metrics_bun.js",
+    ],
   },
   {
     name: "doc lint",
