@@ -68,7 +68,16 @@ const steps: Step[] = [
   {
     name: "doc examples",
     command: deno,
-    args: ["test", "--doc", "--allow-all", "mod.ts", "hono.ts", "src/"],
+    args: [
+      "test",
+      "--doc",
+      "--allow-all",
+      "mod.ts",
+      "hono.ts",
+      "otel.ts",
+      "prometheus.ts",
+      "src/",
+    ],
   },
   {
     name: "JSR package",
