@@ -38,6 +38,7 @@ const PROGRAMS = [
   "bench/micro.ts",
   "bench/memory.ts",
   "bench/wrapper_call.ts",
+  "bench/metrics_memory.ts",
 ];
 
 /**

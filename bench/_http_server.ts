@@ -14,6 +14,10 @@
  *   stream-body    the same behind throttle() with release: "body"
  *   slow-raw       50 ms of waiting, then 16 KiB
  *   slow-throttled the same behind throttle({ limit: 64 })
+ *   prometheus     throttled, observed by prometheus() (never scraped: the
+ *                  cost is the counting on each request)
+ *   otel           throttled, recorded by instrument() into a real
+ *                  MeterProvider of @opentelemetry/sdk-metrics
  *
  * The handler goes to the server as it is, as a user passes it:
  * `Deno.serve(handler)`, `Bun.serve({ fetch: handler })` and, on Node,
@@ -21,6 +25,8 @@
  */
 import process from "node:process";
 import { Limiter, throttle } from "../mod.ts";
+import { prometheus } from "../prometheus.ts";
+import { instrument } from "../otel.ts";
 
 const hello = () => new Response("hello");
 const chunk = new Uint8Array(16 * 1024).fill(97);
@@ -62,6 +68,24 @@ const handlers: Record<string, Handler> = {
   "slow-raw": slow,
   "slow-throttled": throttle(slow, { limit: 64 }),
 };
+if (process.env.MODE === "prometheus") {
+  const observed = throttle(hello, { limit: 1000 });
+  prometheus(observed);
+  handlers.prometheus = observed;
+}
+if (process.env.MODE === "otel") {
+  const sdk = await import("@opentelemetry/sdk-metrics");
+  const reader = new sdk.PeriodicExportingMetricReader({
+    exporter: new sdk.InMemoryMetricExporter(
+      sdk.AggregationTemporality.CUMULATIVE,
+    ),
+    exportIntervalMillis: 3_600_000,
+  });
+  const provider = new sdk.MeterProvider({ readers: [reader] });
+  const observed = throttle(hello, { limit: 1000 });
+  instrument(observed, { meter: provider.getMeter("bench") });
+  handlers.otel = observed;
+}
 const handler = handlers[process.env.MODE ?? "raw"];
 if (!handler) throw new Error(`unknown MODE ${process.env.MODE}`);
 const hostname = "127.0.0.1";

@@ -6,7 +6,7 @@
  *
  *   deno task bench        the quick set: microbenchmark, memory, argument
  *                          forwarding, HTTP overhead, overload at 1,024
- *                          connections
+ *                          connections, metrics overhead
  *   deno task bench:full   all of it: more rounds, overload from 64 to 4,096
  *                          connections, the nginx comparison and the charts
  *
@@ -19,6 +19,7 @@ import { ensure, RUNTIMES } from "./_ensure.ts";
 import type { Section, Suite } from "./_section.ts";
 import { httpOverhead } from "./suites/http_overhead.ts";
 import { memory } from "./suites/memory.ts";
+import { metrics } from "./suites/metrics.ts";
 import { micro } from "./suites/micro.ts";
 import { nginx } from "./suites/nginx.ts";
 import { overload } from "./suites/overload.ts";
@@ -34,6 +35,7 @@ const suites: Record<string, Suite> = {
   wrapper_call: wrapperCall,
   http_overhead: httpOverhead,
   overload,
+  metrics,
   ...(full ? { nginx } : {}),
 };
 if (only !== undefined && !(only in suites)) {
