@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -11,7 +11,7 @@ import { Limiter, throttle } from "../mod.ts";
 import { throttle as honoThrottle } from "../hono.ts";
 import { prometheus } from "../prometheus.ts";
 import { deferred } from "./_helpers.ts";
-import { freePort, runtime, startProcess } from "./_server.ts";
+import { freePort, repoRoot, runtime, startProcess } from "./_server.ts";
 
 interface Family {
   name: string;
@@ -228,7 +228,8 @@ async function query(
     const response = await fetch(
       `${url}/api/v1/query?query=${encodeURIComponent(expression)}`,
     );
-    const body = await response.json();
+    // 503 until the server is ready.
+    const body = response.ok ? await response.json() : await response.text();
     last = body;
     if (body.status === "success" && check(body.data.result)) {
       return body.data.result;
@@ -307,6 +308,38 @@ test(`${runtime}: a real Prometheus scrapes the metrics example`, async () => {
       (result) => result.length === 1,
     );
     assert.equal(Number(waits[0].value[1]), 5);
+
+    // Every query of the Grafana dashboard is valid PromQL over these
+    // families; those without a rate have data already.
+    const dashboard = JSON.parse(
+      await readFile(join(repoRoot(), "docs/grafana_dashboard.json"), "utf8"),
+    );
+    const expressions: string[] = dashboard.panels.flatMap((
+      panel: { targets: Array<{ expr: string }> },
+    ) => panel.targets.map((t) => t.expr));
+    assert.equal(expressions.length, 11);
+    const queryUrl = `${server.url}/api/v1/query?query=`;
+    for (const expression of expressions) {
+      const families = expression.match(/floodgate_[a-z_]+/g)!;
+      for (const family of families) {
+        assert.match(
+          family,
+          /^floodgate_(requests_total|active|queued|limit|(wait|hold)_seconds_bucket)$/,
+        );
+      }
+      const concrete = expression
+        .replaceAll("$__rate_interval", "1m")
+        .replaceAll("$name", "app");
+      const response: Response = await fetch(
+        queryUrl + encodeURIComponent(concrete),
+      );
+      const body: { status: string; error?: string; data: { result: [] } } =
+        await response.json();
+      assert.equal(body.status, "success", `${concrete}: ${body.error}`);
+      if (!expression.includes("rate(")) {
+        assert.equal(body.data.result.length, 1, concrete);
+      }
+    }
   } finally {
     await server?.stop();
     await app.stop();
