@@ -34,6 +34,8 @@ interface RuntimeResult {
   cpuRatio: Record<string, Spread>;
   /** req/s over throttled's, without observers. */
   overThrottled: Record<string, Spread>;
+  /** Ratios to raw loaded at the same time, on the same CPU. */
+  sameTime: Record<string, { throughputRatio: Spread; cpuRatio: Spread }>;
   memory: {
     keys: number;
     heapGrowth: number;
@@ -47,6 +49,8 @@ export async function metrics(setup: Setup): Promise<Section> {
   const result = {} as Record<Runtime, RuntimeResult>;
   for (const runtime of RUNTIMES) {
     const samples: Samples<Measured> = {};
+    const sameTime: Array<Record<string, { throughput: number; cpu: number }>> =
+      [];
     for (let round = 0; round < rounds; round++) {
       const measured = await measureRound(setup, {
         runtime,
@@ -54,16 +58,22 @@ export async function metrics(setup: Setup): Promise<Section> {
         connections: CONNECTIONS,
         slices: 2,
         backward: round % 2 === 1,
+        sameTime: { base: "raw", modes: OBSERVED },
       });
       for (const mode of MODES) {
         (samples[mode] ??= [])[round] = measured.measured[mode];
       }
+      sameTime.push(measured.sameTime);
       console.error(
         `bench: metrics ${runtime} round ${round + 1}: ${
           MODES.map((mode) =>
             `${mode} ${measured.measured[mode].perSecond.toFixed(0)}`
           ).join(", ")
-        } req/s`,
+        } req/s; at the same time as raw: ${
+          OBSERVED.map((mode) =>
+            `${mode} ${measured.sameTime[mode].throughput.toFixed(2)}`
+          ).join(", ")
+        }`,
       );
     }
     const memory = JSON.parse(
@@ -89,6 +99,12 @@ export async function metrics(setup: Setup): Promise<Section> {
       ),
       overThrottled: byMode((mode) =>
         spread(ratios(samples, mode, "throttled", (m) => m.perSecond))
+      ),
+      sameTime: Object.fromEntries(
+        OBSERVED.map((mode) => [mode, {
+          throughputRatio: spread(sameTime.map((r) => r[mode].throughput)),
+          cpuRatio: spread(sameTime.map((r) => r[mode].cpu)),
+        }]),
       ),
       memory,
     };
@@ -133,6 +149,26 @@ function markdown(result: Record<Runtime, RuntimeResult>): string[] {
       ["prometheus", "otel"].map((mode) => [
         label[mode],
         ...RUNTIMES.map((r) => formatSpread(result[r].overThrottled[mode])),
+      ]),
+    ),
+    "",
+    "The same ratios with each server loaded at the same time as raw (2 s a round, each by its own wrk), sharing the server CPU, so that a disturbance of the machine falls on both alike: the figures to read on a busy machine.",
+    "",
+    ...table(
+      ["at the same time as raw", ...RUNTIMES],
+      OBSERVED.flatMap((mode) => [
+        [
+          `${label[mode]}: req/s`,
+          ...RUNTIMES.map((r) =>
+            formatSpread(result[r].sameTime[mode].throughputRatio)
+          ),
+        ],
+        [
+          `${label[mode]}: CPU per request`,
+          ...RUNTIMES.map((r) =>
+            formatSpread(result[r].sameTime[mode].cpuRatio)
+          ),
+        ],
       ]),
     ),
     "",
