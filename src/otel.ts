@@ -29,37 +29,46 @@ export interface InstrumentOptions {
   name?: string;
 }
 
-/** Attributes of one target and priority, made once and reused. */
-function attributeSets(name: string) {
-  const byPriority: Attributes[] = [];
-  const byResult = new Map<string, Attributes>();
-  return {
-    priority(priority: number): Attributes {
-      return byPriority[priority] ??= {
-        "floodgate.name": name,
-        "floodgate.priority": priority,
-      };
-    },
-    result(result: string, priority: number): Attributes {
-      const id = `${result}/${priority}`;
-      let attributes = byResult.get(id);
-      if (attributes === undefined) {
-        attributes = {
-          "floodgate.name": name,
+/**
+ * Requests counted by result and priority, between collections. The counter
+ * is reported when metrics are collected: a request costs an increment, not
+ * a call into the SDK, which hashes the attributes on every call.
+ */
+class Tally {
+  readonly #name: string;
+  readonly #counts = new Map<string, { attributes: Attributes; n: number }>();
+
+  constructor(name: string) {
+    this.#name = name;
+  }
+
+  count(result: string, priority: number): void {
+    const id = result + priority;
+    const entry = this.#counts.get(id);
+    if (entry !== undefined) entry.n++;
+    else {
+      this.#counts.set(id, {
+        attributes: {
+          "floodgate.name": this.#name,
           "floodgate.result": result,
           "floodgate.priority": priority,
-        };
-        byResult.set(id, attributes);
-      }
-      return attributes;
-    },
-  };
+        },
+        n: 1,
+      });
+    }
+  }
+
+  /** Every count since `instrument()`, with its attributes. */
+  entries(): Iterable<{ attributes: Attributes; n: number }> {
+    return this.#counts.values();
+  }
 }
 
 /**
  * Records the events and load of `target` with OpenTelemetry metrics:
  *
- * - `floodgate.requests`, a counter of requests decided, with attribute
+ * - `floodgate.requests`, a counter of requests decided (asynchronous:
+ *   counted in place and reported at each collection), with attribute
  *   `floodgate.result`: `admitted`, `full`, `timeout`, `closed` or
  *   `aborted`;
  * - `floodgate.active`, `floodgate.queued` and `floodgate.limit`, observable
@@ -121,7 +130,7 @@ export function instrument(
     );
   }
 
-  const requests = meter.createCounter("floodgate.requests", {
+  const requests = meter.createObservableCounter("floodgate.requests", {
     description: "Requests the gate decided on, by result.",
     unit: "{request}",
   });
@@ -149,28 +158,36 @@ export function instrument(
     unit: "{permit}",
   });
 
-  const sets = attributeSets(name);
+  const tally = new Tally(name);
+  const byPriority: Attributes[] = [];
+  const priority = (priority: number): Attributes =>
+    byPriority[priority] ??= {
+      "floodgate.name": name,
+      "floodgate.priority": priority,
+    };
   const plain: Attributes = { "floodgate.name": name };
   const observe: BatchObservableCallback = (result) => {
+    for (const { attributes, n } of tally.entries()) {
+      result.observe(requests, n, attributes);
+    }
     const stats = target.stats();
     result.observe(active, stats.active, plain);
     result.observe(queued, stats.queued, plain);
     if (stats.limit !== Infinity) result.observe(limit, stats.limit, plain);
   };
-  const gauges = [active, queued, limit];
+  const gauges = [requests, active, queued, limit];
   meter.addBatchObservableCallback(observe, gauges);
   const unobserve = target.observe({
     admitted(event) {
-      const attributes = sets.priority(event.priority);
-      requests.add(1, sets.result("admitted", event.priority));
-      wait.record(event.wait / 1000, attributes);
+      tally.count("admitted", event.priority);
+      wait.record(event.wait / 1000, priority(event.priority));
     },
     rejected(event) {
-      requests.add(1, sets.result(event.reason, event.priority));
-      wait.record(event.wait / 1000, sets.priority(event.priority));
+      tally.count(event.reason, event.priority);
+      wait.record(event.wait / 1000, priority(event.priority));
     },
     released(event) {
-      hold.record(event.hold / 1000, sets.priority(event.priority));
+      hold.record(event.hold / 1000, priority(event.priority));
     },
   });
   let stopped = false;

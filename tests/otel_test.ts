@@ -195,19 +195,37 @@ test("instrument()'s stop function stops the counting and the gauges", async () 
   const limiter = new Limiter({ limit: 1 });
   const stop = instrument(limiter, { meter });
   limiter.tryAcquire()?.release();
-  stop();
-  stop();
-  limiter.tryAcquire()?.release();
-  const metrics = await collect();
+  const before = await collect();
   assert.equal(
-    point(metrics, "floodgate.requests", {
+    point(before, "floodgate.requests", {
       "floodgate.name": "default",
       "floodgate.result": "admitted",
     }),
     1,
   );
-  const active = metrics.find((m) => m.descriptor.name === "floodgate.active");
-  assert.equal(active?.dataPoints.length ?? 0, 0);
+  const hold = { "floodgate.name": "default", "floodgate.priority": 3 };
+  assert.equal(
+    (point(before, "floodgate.hold.duration", hold) as HistogramValue).count,
+    1,
+  );
+  stop();
+  stop();
+  limiter.tryAcquire()?.release();
+  const held = limiter.tryAcquire();
+  const after = await collect();
+  assert.ok(held);
+  // The SDK keeps the last values it read; none is read again.
+  assert.equal(
+    point(after, "floodgate.requests", { "floodgate.result": "admitted" }),
+    1,
+  );
+  assert.equal(limiter.active, 1);
+  assert.equal(point(after, "floodgate.active", {}), 0);
+  held.release();
+  assert.equal(
+    (point(after, "floodgate.hold.duration", hold) as HistogramValue).count,
+    1,
+  );
   await shutdown();
 });
 
