@@ -172,11 +172,15 @@ export function gate<
       return promise ?? result;
     }
     if (!byBody) {
-      const done = () => release(slots, hold, adapter.outcome(rest), key);
-      const dropped = () => release(slots, hold, "dropped", key);
-      if (promise === undefined) done();
-      else promise.then(done, dropped);
-      return promise ?? result;
+      if (promise === undefined) {
+        release(slots, hold, adapter.outcome(rest), key);
+        return result;
+      }
+      promise.then(
+        () => release(slots, hold, adapter.outcome(rest), key),
+        () => release(slots, hold, "dropped", key),
+      );
+      return promise;
     }
     const when = {
       method: request.method,

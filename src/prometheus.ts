@@ -53,7 +53,9 @@ class Series {
   readonly name: string;
   readonly target: MetricsTarget;
   /** Requests by result; a reason beyond the five gets a result of its own. */
-  readonly requests = new Map<string, number>(RESULTS.map((r) => [r, 0]));
+  readonly requests: Record<string, number> = Object.fromEntries(
+    RESULTS.map((r) => [r, 0]),
+  );
   readonly wait = new Histogram();
   readonly hold = new Histogram();
 
@@ -62,14 +64,11 @@ class Series {
     this.target = target;
     target.observe({
       admitted: (event: AdmittedEvent) => {
-        this.requests.set("admitted", this.requests.get("admitted")! + 1);
+        this.requests.admitted++;
         this.wait.observe(event.wait / 1000);
       },
       rejected: (event: RejectedEvent) => {
-        this.requests.set(
-          event.reason,
-          (this.requests.get(event.reason) ?? 0) + 1,
-        );
+        this.requests[event.reason] = (this.requests[event.reason] ?? 0) + 1;
         this.wait.observe(event.wait / 1000);
       },
       released: (event: ReleasedEvent) => this.hold.observe(event.hold / 1000),
@@ -157,7 +156,7 @@ function exposition(series: Series[]): string {
     "# TYPE floodgate_requests_total counter",
   ];
   for (const s of series) {
-    for (const [result, count] of s.requests) {
+    for (const [result, count] of Object.entries(s.requests)) {
       lines.push(
         `floodgate_requests_total{name="${
           escape(s.name)
