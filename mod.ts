@@ -21,6 +21,7 @@ export {
   type Permit,
 } from "./src/limiter.ts";
 export { RejectedError, type RejectReason } from "./src/rejected_error.ts";
+export type { AsyncLimiter } from "./src/async_limiter.ts";
 export type {
   AdaptiveOptions,
   LimitAlgorithm,

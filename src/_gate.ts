@@ -1,4 +1,5 @@
 import { show } from "./_options.ts";
+import { asyncGate } from "./_gate_async.ts";
 import { checkGateOptions } from "./_gate_options.ts";
 import { deliveredBy, releaseAfterBody } from "./_release_body.ts";
 import type { RejectInfo } from "./_reject.ts";
@@ -94,13 +95,9 @@ export function gate<
   adapter: Adapter<S, A> = bare as unknown as Adapter<S, A>,
 ): ThrottledHandler<A, R> {
   checkHandler(handler);
-  const { shared, keyed, keyOf, skip, byBody, reject, overloaded } =
-    checkGateOptions<
-      S,
-      A
-    >(
-      options,
-    );
+  const config = checkGateOptions<S, A>(options);
+  if (config.remote !== undefined) return asyncGate(handler, config, adapter);
+  const { shared, keyed, keyOf, skip, byBody, reject, overloaded } = config;
 
   function turnAway(
     subject: S,
