@@ -124,6 +124,18 @@ async function sha1(text: string): Promise<string> {
   ).join("");
 }
 
+let hashed: Promise<Record<string, string>> | undefined;
+
+/** The SHA1 of every script, computed once for all limiters. */
+function hashes(): Promise<Record<string, string>> {
+  hashed ??= Promise.all(
+    [ACQUIRE, RELEASE, CANCEL, RENEW].map(async (script) =>
+      [script, await sha1(script)] as const
+    ),
+  ).then(Object.fromEntries);
+  return hashed;
+}
+
 function fail(
   ErrorType: typeof TypeError | typeof RangeError,
   name: string,
@@ -169,7 +181,7 @@ export class RedisLimiter {
   readonly #held = new Map<string, number>();
   readonly #observers = new Set<RedisLimiterObserver>();
   readonly #pending = new Set<Promise<unknown>>();
-  readonly #shas = new Map<string, string>();
+  readonly #shas: Promise<Record<string, string>> = hashes();
   #sequence = 0;
   #subscription: Promise<() => Promise<void>> | undefined;
   #renewal: ReturnType<typeof setInterval> | undefined;
@@ -254,7 +266,9 @@ export class RedisLimiter {
     this.#refuseIfClosed(started);
     let result: unknown;
     try {
-      result = await this.#script(ACQUIRE, [id, "try", "-1"]);
+      result = await this.#script(ACQUIRE, [id, "try", "-1"], {
+        gated: true,
+      });
     } catch (error) {
       throw this.#failed(error, started);
     }
@@ -314,7 +328,7 @@ export class RedisLimiter {
         id,
         mayWait ? "wait" : "try",
         this.#queue === Infinity ? "-1" : String(this.#queue),
-      ]);
+      ], { gated: true });
     } catch (error) {
       this.#waiters.delete(id);
       // The script may have run: whatever it granted or queued goes back.
@@ -440,15 +454,23 @@ export class RedisLimiter {
     throw new RejectedError("closed");
   }
 
-  /** Sends `script` by its SHA1, and in full when Redis does not know it. */
-  async #script(script: string, args: string[]): Promise<unknown> {
-    const now = Date.now();
-    if (now < this.#downUntil) throw new Unavailable("recently unreachable");
-    let sha = this.#shas.get(script);
-    if (sha === undefined) {
-      sha = await sha1(script);
-      this.#shas.set(script, sha);
+  /**
+   * Sends `script` by its SHA1, and in full when Redis does not know it.
+   * An acquisition or a renewal must answer within `timeout`; what gives
+   * permits back may take up to a lease, since nobody waits for it. An
+   * acquisition (`gated`) is refused without a round trip for `timeout` ms
+   * after a round trip failed.
+   */
+  async #script(
+    script: string,
+    args: string[],
+    how: { gated?: boolean; patient?: boolean } = {},
+  ): Promise<unknown> {
+    if (how.gated && Date.now() < this.#downUntil) {
+      throw new Unavailable("recently unreachable");
     }
+    // Every call awaits the same promise, so commands leave in call order.
+    const sha = (await this.#shas)[script];
     const common = [
       "4",
       ...this.#keys,
@@ -457,23 +479,24 @@ export class RedisLimiter {
       this.#prefix,
       ...args,
     ];
+    const bound = how.patient ? this.#lease : this.#timeout;
     try {
-      return await this.#bounded(["EVALSHA", sha, ...common]);
+      return await this.#bounded(["EVALSHA", sha, ...common], bound);
     } catch (error) {
       if (!String((error as Error)?.message).includes("NOSCRIPT")) {
         throw error;
       }
-      return await this.#bounded(["EVAL", script, ...common]);
+      return await this.#bounded(["EVAL", script, ...common], bound);
     }
   }
 
-  /** One command, failed after `timeout` ms. */
-  #bounded(args: string[]): Promise<unknown> {
+  /** One command, failed after `ms`. */
+  #bounded(args: string[], ms: number): Promise<unknown> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Unavailable("no answer within timeout")),
-        this.#timeout,
+        () => reject(new Unavailable("no answer in time")),
+        ms,
       );
     });
     const sent = Promise.resolve().then(() => this.#redis.send(args));
@@ -558,7 +581,7 @@ export class RedisLimiter {
 
   /** Takes `id` out of the queue and the holders, in the background. */
   #cancel(id: string): void {
-    this.#track(this.#script(CANCEL, [id]));
+    this.#track(this.#script(CANCEL, [id], { patient: true }));
   }
 
   #track(promise: Promise<unknown>): Promise<unknown> {
@@ -593,7 +616,7 @@ export class RedisLimiter {
       dropped: false,
     });
     this.#track(
-      this.#script(RELEASE, [id]).then((released) => {
+      this.#script(RELEASE, [id], { patient: true }).then((released) => {
         if (released === 0) this.#stats.expired++;
       }),
     );

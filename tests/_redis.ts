@@ -104,10 +104,14 @@ export async function delayProxy(
 ): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const pipe = (from: Socket, to: Socket) => {
-    from.on("data", (chunk) => {
-      setTimeout(() => to.destroyed || to.write(chunk), delay.ms);
-    });
-    from.on("close", () => setTimeout(() => to.destroy(), delay.ms));
+    // Chunks keep their order when the delay changes.
+    let last = 0;
+    const later = (action: () => void) => {
+      last = Math.max(last, Date.now() + delay.ms);
+      setTimeout(action, last - Date.now());
+    };
+    from.on("data", (chunk) => later(() => to.destroyed || to.write(chunk)));
+    from.on("close", () => later(() => to.destroy()));
     from.on("error", () => to.destroy());
   };
   const server = createServer((client) => {

@@ -64,6 +64,18 @@ function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
   ]).finally(() => clearTimeout(timer));
 }
 
+/** Resolves once the fleet's queue of `name` holds `count` waiters. */
+async function untilQueued(name: string, count: number): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (
+    await command(server.port, "ZCARD", `floodgate:{${name}}:queue`) !==
+      `:${count}`
+  ) {
+    if (Date.now() > deadline) throw new Error(`never ${count} queued`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 const rejectsWith = (reason: string) => (error: unknown) =>
   error instanceof RejectedError && error.reason === reason;
 
@@ -151,3 +163,235 @@ for (const [kind, connect] of Object.entries(clients)) {
     await b.close();
   });
 }
+
+test("RedisLimiter rejects a full fleet queue, times waiters out, honours signals and closes", async () => {
+  const { redis, close } = await clients["node-redis"](server.port);
+  const name = fresh();
+  const one = new RedisLimiter({ redis, name, limit: 1, queue: 1 });
+  const other = new RedisLimiter({
+    redis,
+    name,
+    limit: 1,
+    queue: 1,
+    queueTimeout: 50,
+  });
+  const held = await one.acquire();
+  const waiting = one.acquire();
+  await untilQueued(name, 1);
+  const seen: string[] = [];
+  other.observe({ rejected: ({ reason }) => seen.push(reason) });
+  // The queue is the fleet's: the other limiter finds it full.
+  await assert.rejects(other.acquire(), rejectsWith("full"));
+  held.release();
+  const next = await within(5000, "the waiter", waiting);
+  next.release();
+  const third = await other.acquire();
+  const timedOut = new RedisLimiter({
+    redis,
+    name,
+    limit: 1,
+    queue: 5,
+    queueTimeout: 50,
+  });
+  await assert.rejects(timedOut.acquire(), rejectsWith("timeout"));
+  await assert.rejects(
+    timedOut.acquire({ deadline: 30 }),
+    rejectsWith("timeout"),
+  );
+  const controller = new AbortController();
+  const aborted = one.acquire({ signal: controller.signal });
+  await untilQueued(name, 1);
+  controller.abort(new Error("gone"));
+  await assert.rejects(aborted, /gone/);
+  const closing = one.acquire();
+  await untilQueued(name, 1);
+  const closed = one.close();
+  await assert.rejects(closing, rejectsWith("closed"));
+  await assert.rejects(one.acquire(), rejectsWith("closed"));
+  await closed;
+  third.release();
+  // The queue is empty again: whoever was cancelled left it.
+  const last = await within(5000, "a fresh acquisition", other.acquire());
+  last.release();
+  await Promise.all([other.close(), timedOut.close()]);
+  assert.deepEqual(seen, ["full"]);
+  assert.deepEqual(
+    {
+      timedOut: timedOut.stats().timedOut,
+      aborted: one.stats().aborted,
+      rejected: one.stats().rejected,
+      queued: one.stats().queued + other.queued + timedOut.queued,
+    },
+    { timedOut: 2, aborted: 1, rejected: 2, queued: 0 },
+  );
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:queue`),
+    ":0",
+  );
+  await close();
+});
+
+test("RedisLimiter tells observers of admissions, rejections and releases", async () => {
+  const { redis, close } = await clients.ioredis(server.port);
+  const limiter = new RedisLimiter({ redis, name: fresh(), limit: 1 });
+  const events: string[] = [];
+  const stop = limiter.observe({
+    admitted: ({ wait, priority, weight }) =>
+      events.push(`admitted ${wait >= 0} ${priority} ${weight}`),
+    rejected: ({ reason }) => events.push(`rejected ${reason}`),
+    released: ({ hold }) => events.push(`released ${hold >= 0}`),
+  });
+  limiter.observe({
+    admitted: () => {
+      throw new Error("an observer that throws");
+    },
+  });
+  const permit = await limiter.acquire();
+  assert.equal(await limiter.tryAcquire(), undefined);
+  permit.release();
+  permit.release();
+  stop();
+  await limiter.run(() => "not seen");
+  await limiter.close();
+  assert.deepEqual(events, [
+    "admitted true 3 1",
+    "rejected full",
+    "released true",
+  ]);
+  assert.deepEqual(limiter.stats(), {
+    limit: 1,
+    active: 0,
+    queued: 0,
+    admitted: 2,
+    rejected: 1,
+    timedOut: 0,
+    aborted: 0,
+    unavailable: 0,
+    expired: 0,
+  });
+  await close();
+});
+
+test("throttle() shares a RedisLimiter, behind a local limit, and answers the fleet's overload with 503", async () => {
+  const { redis, close } = await clients["node-redis"](server.port);
+  const name = fresh();
+  const fleet = new RedisLimiter({ redis, name, limit: 1 });
+  const elsewhere = new RedisLimiter({ redis, name, limit: 1 });
+  const release = Promise.withResolvers<void>();
+  const handler = throttle(async () => {
+    await release.promise;
+    return new Response("ok");
+  }, { limiter: fleet });
+  // The local limit in front keeps most rejections in the process.
+  const local = throttle(handler, { limit: 1 });
+  const request = () => new Request("http://localhost/");
+  const taken = await elsewhere.acquire();
+  const refused = await local(request());
+  assert.equal(refused.status, 503);
+  assert.equal(refused.headers.get("retry-after"), "1");
+  assert.equal(fleet.stats().rejected, 1);
+  taken.release();
+  const first = local(request());
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(await elsewhere.tryAcquire(), undefined);
+  assert.equal((await local(request())).status, 503);
+  assert.equal(local.stats().rejected, 1);
+  assert.equal(fleet.stats().rejected, 1);
+  release.resolve();
+  assert.equal((await first).status, 200);
+  assert.deepEqual(handler.stats(), { ...fleet.stats(), keys: 0 });
+  await handler.close();
+  await elsewhere.close();
+  assert.equal(fleet.active, 0);
+  await close();
+});
+
+test("RedisLimiter rejects with unavailable at once while Redis is away, and recovers by itself", async () => {
+  const own = await startRedis();
+  const { redis, close } = await clients.ioredis(own.port);
+  const name = fresh();
+  const limiter = new RedisLimiter({
+    redis,
+    name,
+    limit: 1,
+    queue: 10,
+    lease: 600,
+    timeout: 200,
+  });
+  const fetch = throttle(() => new Response("ok"), { limiter });
+  const held = await limiter.acquire();
+  const waiters = [limiter.acquire(), limiter.acquire()];
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await own.stop();
+  // Every waiter settles: its lease renewal fails within a third of a lease.
+  for (const waiter of waiters) {
+    await assert.rejects(
+      within(5000, "a waiter while Redis is away", waiter),
+      rejectsWith("unavailable"),
+    );
+  }
+  await assert.rejects(
+    within(5000, "an acquisition while Redis is away", limiter.acquire()),
+    rejectsWith("unavailable"),
+  );
+  assert.equal(
+    (await within(
+      5000,
+      "a request",
+      Promise.resolve(fetch(new Request("http://x/"))),
+    )).status,
+    503,
+  );
+  held.release();
+  await own.start();
+  // Redis came back empty; new acquisitions work again once reconnected.
+  const deadline = Date.now() + 10_000;
+  let permit;
+  while (permit === undefined) {
+    try {
+      permit = await limiter.acquire();
+    } catch (error) {
+      assert.ok(rejectsWith("unavailable")(error));
+      if (Date.now() > deadline) throw new Error("no recovery within 10 s");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  permit.release();
+  await limiter.close();
+  const stats = limiter.stats();
+  assert.ok(stats.unavailable >= 4, `unavailable: ${stats.unavailable}`);
+  assert.equal(stats.active + stats.queued, 0);
+  await close();
+  await own.stop();
+});
+
+test("RedisLimiter through a slow network: a round trip over timeout is unavailable, a slow one within it works", async () => {
+  const delay = { ms: 100 };
+  const proxy = await delayProxy(server.port, delay);
+  const { redis, close } = await clients["node-redis"](proxy.port);
+  const name = fresh();
+  const slow = new RedisLimiter({ redis, name, limit: 1, timeout: 50 });
+  await assert.rejects(slow.acquire(), rejectsWith("unavailable"));
+  // Within the next timeout, no round trip is tried: rejected at once.
+  await assert.rejects(slow.tryAcquire(), rejectsWith("unavailable"));
+  // Its acquisition may have been granted after it gave up: the cancellation
+  // that follows it gives the permit back.
+  await slow.close();
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+    ":0",
+  );
+  const patient = new RedisLimiter({ redis, name, limit: 1, timeout: 2000 });
+  delay.ms = 20;
+  await patient.run(async () => {
+    assert.equal(await patient.tryAcquire(), undefined);
+  });
+  await patient.close();
+  assert.equal(patient.stats().admitted, 1);
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+    ":0",
+  );
+  await close();
+  await proxy.close();
+});
