@@ -25,6 +25,16 @@ const steps: Step[] = [
     // nothing.
     args: ["install", "--frozen", "--allow-scripts=npm:workerd"],
   },
+  {
+    // tests/redis_test.ts starts a redis-server of its own; CI machines start
+    // clean, as bench/_ensure.ts does for wrk.
+    name: "install redis-server (Debian) where missing",
+    command: "sh",
+    args: [
+      "-c",
+      "command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >&2; }",
+    ],
+  },
   { name: "format", command: deno, args: ["fmt", "--check"] },
   { name: "lint", command: deno, args: ["lint"] },
   { name: "type-check", command: deno, args: ["check", "."] },

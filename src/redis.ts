@@ -310,6 +310,7 @@ export class RedisLimiter {
       } catch (error) {
         throw this.#failed(error, started);
       }
+      this.#refuseIfClosed(started);
     }
     // Registered before the script runs: the grant may be published before
     // the script's reply arrives.
@@ -344,8 +345,10 @@ export class RedisLimiter {
       this.#deny("full", started);
       throw new RejectedError("full");
     }
-    if (!waiter.settled) this.#wait(waiter, wait, signal);
-    this.#renewWhileBusy();
+    if (!waiter.settled) {
+      this.#wait(waiter, wait, signal);
+      this.#renewWhileBusy();
+    }
     return promise;
   }
 
@@ -571,6 +574,8 @@ export class RedisLimiter {
       clearTimeout(timer);
       signal?.removeEventListener("abort", abort);
     };
+    // It may have fired while the script ran.
+    if (signal?.aborted) abort();
   }
 
   #settle(waiter: Waiter): void {
@@ -629,6 +634,7 @@ export class RedisLimiter {
 
   #renewWhileBusy(): void {
     if (this.#renewal !== undefined) return;
+    if (this.#held.size === 0 && this.#waiters.size === 0) return;
     this.#renewal = setInterval(() => this.#renew(), this.#lease / 3);
   }
 

@@ -4,7 +4,8 @@
  *
  * - MODE=exact: COUNT acquisitions, CONCURRENCY at a time; inside each, an
  *   independent counter (INCR/DECR of `<NAME>:inside`) must never exceed
- *   LIMIT. Prints `done {"acquired", "violations", "stats"}`.
+ *   LIMIT. Prints `done {"acquired", "violations", "most", "stats"}` (`most`:
+ *   the most holders it saw at once).
  * - MODE=hold: acquires one permit, prints `held`, releases it after HOLD_MS
  *   and prints `released {"stats"}`.
  */
@@ -63,13 +64,16 @@ if (env.MODE === "hold") {
   let started = 0;
   let acquired = 0;
   let violations = 0;
+  let most = 0;
   const inside = `${name}:inside`;
   const one = async () => {
     while (started < count) {
       started++;
       await limiter.run(async () => {
         acquired++;
-        if (await counter.incr(inside) > limit) violations++;
+        const now = await counter.incr(inside);
+        if (now > limit) violations++;
+        most = Math.max(most, now);
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 2));
         await counter.decr(inside);
       });
@@ -78,7 +82,9 @@ if (env.MODE === "hold") {
   await Promise.all(Array.from({ length: concurrency }, one));
   await limiter.close();
   console.log(
-    `done ${JSON.stringify({ acquired, violations, stats: limiter.stats() })}`,
+    `done ${
+      JSON.stringify({ acquired, violations, most, stats: limiter.stats() })
+    }`,
   );
 }
 counter.destroy();

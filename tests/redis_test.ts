@@ -5,6 +5,7 @@ import { createClient } from "redis";
 import { Redis } from "ioredis";
 import { Limiter, RejectedError, throttle } from "../mod.ts";
 import { RedisLimiter } from "../redis.ts";
+import { deferred } from "./_helpers.ts";
 import {
   command,
   delayProxy,
@@ -277,7 +278,7 @@ test("throttle() shares a RedisLimiter, behind a local limit, and answers the fl
   const name = fresh();
   const fleet = new RedisLimiter({ redis, name, limit: 1 });
   const elsewhere = new RedisLimiter({ redis, name, limit: 1 });
-  const release = Promise.withResolvers<void>();
+  const release = deferred();
   const handler = throttle(async () => {
     await release.promise;
     return new Response("ok");
@@ -394,4 +395,112 @@ test("RedisLimiter through a slow network: a round trip over timeout is unavaila
   );
   await close();
   await proxy.close();
+});
+
+test("RedisLimiter is exact across Deno, Bun and Node processes: never more holders than the limit, every acquisition completes", async () => {
+  const name = fresh();
+  const env = {
+    REDIS_PORT: String(server.port),
+    NAME: name,
+    LIMIT: "4",
+    MODE: "exact",
+    COUNT: "150",
+    CONCURRENCY: "12",
+  };
+  const workers = await Promise.all([
+    startWorker("deno", { ...env, CLIENT: "node-redis" }),
+    startWorker("bun", { ...env, CLIENT: "bun" }),
+    startWorker("node", { ...env, CLIENT: "ioredis" }),
+  ]);
+  const results = await within(
+    60_000,
+    "the fleet",
+    Promise.all(workers.map(async (worker) => {
+      const line = await worker.line("done ");
+      return JSON.parse(line.slice(5));
+    })),
+  );
+  for (const { acquired, violations, stats } of results) {
+    assert.equal(acquired, 150);
+    assert.equal(violations, 0);
+    assert.equal(stats.admitted, 150);
+    assert.equal(stats.expired, 0);
+  }
+  // The limit was reached: the test could have caught one holder too many.
+  assert.equal(Math.max(...results.map((result) => result.most)), 4);
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+    ":0",
+  );
+  assert.equal(await command(server.port, "GET", `${name}:inside`), "$1\r\n0");
+});
+
+test("RedisLimiter reclaims the permit of a process killed with SIGKILL within its lease", async () => {
+  const name = fresh();
+  const holder = await startWorker("bun", {
+    REDIS_PORT: String(server.port),
+    NAME: name,
+    MODE: "hold",
+    HOLD_MS: "60000",
+    LEASE: "1000",
+    CLIENT: "bun",
+  });
+  await within(30_000, "the holder", holder.line("held"));
+  const { redis, close } = await clients.ioredis(server.port);
+  const limiter = new RedisLimiter({
+    redis,
+    name,
+    limit: 1,
+    queue: 1,
+    lease: 1000,
+  });
+  assert.equal(await limiter.tryAcquire(), undefined);
+  const waiting = limiter.acquire();
+  process.kill(holder.pid, "SIGKILL");
+  await holder.exited;
+  // Nobody announces a death: the lease runs out, and the next renewal or
+  // acquisition finds it.
+  const permit = await within(5000, "the reclaimed permit", waiting);
+  permit.release();
+  await limiter.close();
+  await close();
+});
+
+test("RedisLimiter: a holder frozen with SIGSTOP past its lease frees nothing of anyone else's when it releases late, and counts it", async () => {
+  const name = fresh();
+  const holder = await startWorker("node", {
+    REDIS_PORT: String(server.port),
+    NAME: name,
+    MODE: "hold",
+    HOLD_MS: "300",
+    LEASE: "600",
+    CLIENT: "node-redis",
+  });
+  await within(30_000, "the holder", holder.line("held"));
+  process.kill(holder.pid, "SIGSTOP");
+  const { redis, close } = await clients["node-redis"](server.port);
+  const options = { redis, name, limit: 1, queue: 5, lease: 600 };
+  const limiter = new RedisLimiter(options);
+  const permit = await within(
+    5000,
+    "the permit of the frozen holder",
+    limiter.acquire(),
+  );
+  process.kill(holder.pid, "SIGCONT");
+  const line = await within(
+    30_000,
+    "the late release",
+    holder.line("released "),
+  );
+  assert.equal(JSON.parse(line.slice(9)).stats.expired, 1);
+  // The late release freed nothing: the permit is still ours.
+  const other = new RedisLimiter(options);
+  assert.equal(await other.tryAcquire(), undefined);
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+    ":1",
+  );
+  permit.release();
+  await Promise.all([limiter.close(), other.close()]);
+  await close();
 });
