@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { createClient } from "redis";
 import { Redis } from "ioredis";
-import { Limiter, RejectedError, throttle } from "../mod.ts";
+import { RejectedError, throttle } from "../mod.ts";
 import { RedisLimiter } from "../redis.ts";
 import { deferred } from "./_helpers.ts";
 import {
