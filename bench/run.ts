@@ -22,6 +22,7 @@ import { memory } from "./suites/memory.ts";
 import { micro } from "./suites/micro.ts";
 import { nginx } from "./suites/nginx.ts";
 import { overload } from "./suites/overload.ts";
+import { redis } from "./suites/redis.ts";
 import { wrapperCall } from "./suites/wrapper_call.ts";
 
 const full = Deno.args.includes("--full");
@@ -35,6 +36,8 @@ const suites: Record<string, Suite> = {
   http_overhead: httpOverhead,
   overload,
   ...(full ? { nginx } : {}),
+  // Only on request: it needs a redis-server (installed where missing).
+  ...(only === "redis" ? { redis } : {}),
 };
 if (only !== undefined && !(only in suites)) {
   console.error(

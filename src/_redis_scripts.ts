@@ -6,7 +6,8 @@
  * the process that waits (`<prefix>wake:<token>`, the token being the part
  * of the id before `:`).
  *
- * Keys, all under one hash tag so that a cluster keeps them on one node:
+ * Keys, all under one hash tag so that a cluster keeps them on one node
+ * (they empty themselves; only the arrivals counter stays):
  * 1. `holders`, a sorted set: permit id -> lease expiry (ms, Redis time);
  * 2. `queue`, a sorted set: waiter id -> arrival number (FIFO order);
  * 3. `waiting`, a sorted set: waiter id -> lease expiry of the waiter;
@@ -23,14 +24,16 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
 local function reclaim()
   redis.call('ZREMRANGEBYSCORE', holders, '-inf', now)
+end
+
+-- Drops the waiters whose lease ran out, then grants free permits to the
+-- oldest; only called when someone waits.
+local function grant()
   local dead = redis.call('ZRANGEBYSCORE', waiting, '-inf', now)
   if #dead > 0 then
     redis.call('ZREM', queue, unpack(dead))
     redis.call('ZREM', waiting, unpack(dead))
   end
-end
-
-local function grant()
   local free = limit - redis.call('ZCARD', holders)
   while free > 0 do
     local first = redis.call('ZPOPMIN', queue)[1]
@@ -40,14 +43,7 @@ local function grant()
     redis.call('PUBLISH', prefix .. 'wake:' .. string.match(first, '^[^:]+'), first)
     free = free - 1
   end
-end
-
-local function expire()
-  local ttl = lease * 3
-  redis.call('PEXPIRE', holders, ttl)
-  redis.call('PEXPIRE', queue, ttl)
-  redis.call('PEXPIRE', waiting, ttl)
-  redis.call('PEXPIRE', KEYS[4], ttl)
+  return redis.call('ZCARD', queue)
 end
 `;
 
@@ -59,19 +55,18 @@ end
 export const ACQUIRE = `${COMMON}
 local id, mode, most = ARGV[4], ARGV[5], tonumber(ARGV[6])
 reclaim()
-grant()
 local queued = redis.call('ZCARD', queue)
-local result = 0
+if queued > 0 then queued = grant() end
 if queued == 0 and redis.call('ZCARD', holders) < limit then
   redis.call('ZADD', holders, now + lease, id)
-  result = 1
-elseif mode == 'wait' and (most < 0 or queued < most) then
+  return 1
+end
+if mode == 'wait' and (most < 0 or queued < most) then
   redis.call('ZADD', queue, redis.call('INCR', KEYS[4]), id)
   redis.call('ZADD', waiting, now + lease, id)
-  result = 2
+  return 2
 end
-expire()
-return result
+return 0
 `;
 
 /**
@@ -79,10 +74,14 @@ return result
  * (the release then frees nothing).
  */
 export const RELEASE = `${COMMON}
-reclaim()
-local released = redis.call('ZREM', holders, ARGV[4])
-grant()
-return released
+local expiry = redis.call('ZSCORE', holders, ARGV[4])
+redis.call('ZREM', holders, ARGV[4])
+if redis.call('EXISTS', queue) == 1 then
+  reclaim()
+  grant()
+end
+if expiry and tonumber(expiry) > now then return 1 end
+return 0
 `;
 
 /**
@@ -91,10 +90,10 @@ return released
  * permit had been granted to it (and is now passed on).
  */
 export const CANCEL = `${COMMON}
-reclaim()
 redis.call('ZREM', queue, ARGV[4])
 redis.call('ZREM', waiting, ARGV[4])
 local had = redis.call('ZREM', holders, ARGV[4])
+reclaim()
 grant()
 return had
 `;
@@ -122,6 +121,5 @@ for i = 5, #ARGV do
   end
 end
 grant()
-expire()
 return { lost, granted, gone }
 `;
