@@ -113,6 +113,12 @@ interface Waiter {
 
 class Unavailable extends Error {}
 
+/** A command in flight, failed by the watchdog past its deadline. */
+interface Flight {
+  deadline: number;
+  fail(): void;
+}
+
 async function sha1(text: string): Promise<string> {
   const digest = await crypto.subtle.digest(
     "SHA-1",
@@ -184,8 +190,14 @@ export class RedisLimiter {
   readonly #shas: Promise<Record<string, string>> = hashes();
   #sequence = 0;
   #subscription: Promise<() => Promise<void>> | undefined;
+  /** Whether `#subscription` has succeeded (no await needed). */
+  #subscribed = false;
   #renewal: ReturnType<typeof setInterval> | undefined;
   #downUntil = 0;
+  readonly #inFlight = new Set<Flight>();
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+  /** What every script call sends after its SHA1: the keys and the settings. */
+  readonly #common: string[];
   #closed = false;
   #idle: (() => void) | undefined;
   #stats = {
@@ -235,6 +247,13 @@ export class RedisLimiter {
     this.#keys = ["holders", "queue", "waiting", "arrivals"].map((key) =>
       this.#prefix + key
     );
+    this.#common = [
+      "4",
+      ...this.#keys,
+      String(this.#limit),
+      String(this.#lease),
+      this.#prefix,
+    ];
   }
 
   /** The fleet-wide limit. */
@@ -304,7 +323,7 @@ export class RedisLimiter {
       granted = resolve;
       refused = reject;
     });
-    if (mayWait) {
+    if (mayWait && !this.#subscribed) {
       try {
         await this.#subscribe();
       } catch (error) {
@@ -442,6 +461,7 @@ export class RedisLimiter {
     this.#stopRenewal();
     const subscription = this.#subscription;
     this.#subscription = undefined;
+    this.#subscribed = false;
     if (subscription !== undefined) {
       await subscription.then((unsubscribe) => unsubscribe(), () => {});
     }
@@ -474,14 +494,7 @@ export class RedisLimiter {
     }
     // Every call awaits the same promise, so commands leave in call order.
     const sha = (await this.#shas)[script];
-    const common = [
-      "4",
-      ...this.#keys,
-      String(this.#limit),
-      String(this.#lease),
-      this.#prefix,
-      ...args,
-    ];
+    const common = [...this.#common, ...args];
     const bound = how.patient ? this.#lease : this.#timeout;
     try {
       return await this.#bounded(["EVALSHA", sha, ...common], bound);
@@ -493,28 +506,54 @@ export class RedisLimiter {
     }
   }
 
-  /** One command, failed after `ms`. */
+  /**
+   * One command, failed after about `ms` (one watchdog timer checks every
+   * command in flight, a quarter of `timeout` apart, instead of a timer
+   * each).
+   */
   #bounded(args: string[], ms: number): Promise<unknown> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Unavailable("no answer in time")),
-        ms,
-      );
+    return new Promise((resolve, reject) => {
+      const flight: Flight = {
+        deadline: Date.now() + ms,
+        fail: () => {
+          this.#downUntil = Date.now() + this.#timeout;
+          reject(new Unavailable("no answer in time"));
+        },
+      };
+      this.#inFlight.add(flight);
+      this.#watchdog ??= setInterval(() => this.#watch(), this.#timeout / 4);
+      const done = () => this.#inFlight.delete(flight);
+      let sent: Promise<unknown>;
+      try {
+        sent = this.#redis.send(args);
+      } catch (error) {
+        sent = Promise.reject(error);
+      }
+      sent.then((reply) => {
+        done();
+        resolve(reply);
+      }, (error) => {
+        done();
+        if (!isReplyError(error)) {
+          this.#downUntil = Date.now() + this.#timeout;
+        }
+        reject(error);
+      });
     });
-    const sent = Promise.resolve().then(() => this.#redis.send(args));
-    return Promise.race([sent, timedOut]).then(
-      (reply) => {
-        clearTimeout(timer);
-        return reply;
-      },
-      (error) => {
-        clearTimeout(timer);
-        if (!(error instanceof Unavailable) && isReplyError(error)) throw error;
-        this.#downUntil = Date.now() + this.#timeout;
-        throw error;
-      },
-    );
+  }
+
+  /** Fails the commands past their deadline; stops when none is in flight. */
+  #watch(): void {
+    const now = Date.now();
+    for (const flight of this.#inFlight) {
+      if (flight.deadline > now) continue;
+      this.#inFlight.delete(flight);
+      flight.fail();
+    }
+    if (this.#inFlight.size === 0) {
+      clearInterval(this.#watchdog);
+      this.#watchdog = undefined;
+    }
   }
 
   #subscribe(): Promise<() => Promise<void>> {
@@ -535,7 +574,9 @@ export class RedisLimiter {
       }),
     ]).finally(() => clearTimeout(timer));
     this.#subscription = bounded;
-    bounded.catch(() => {
+    bounded.then(() => {
+      if (this.#subscription === bounded) this.#subscribed = true;
+    }, () => {
       // Tried again by the next acquisition; a late success is closed.
       if (this.#subscription === bounded) this.#subscription = undefined;
       subscription.then((unsubscribe) => unsubscribe(), () => {});
