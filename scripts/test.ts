@@ -62,7 +62,7 @@ const steps: Step[] = [
   {
     name: "doc examples",
     command: deno,
-    args: ["test", "--doc", "--allow-all", "mod.ts", "hono.ts", "src/"],
+    args: ["test", "--doc", "--allow-all", "mod.ts", "hono.ts", "redis.ts", "src/"],
   },
   {
     name: "JSR package",
