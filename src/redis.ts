@@ -275,14 +275,17 @@ export class RedisLimiter {
    * A permit if one is free across the fleet now and nobody waits, else
    * `undefined`; never waits in the queue (one round trip to Redis).
    *
-   * @returns The permit, or `undefined`.
+   * @returns The permit, or `undefined` (also after `close()`).
    * @throws {RejectedError} With reason `"unavailable"` if Redis cannot be
-   * reached, `"closed"` after `close()`.
+   * reached.
    */
   async tryAcquire(): Promise<Permit | undefined> {
     const id = this.#nextId();
     const started = Date.now();
-    this.#refuseIfClosed(started);
+    if (this.#closed) {
+      this.#deny("closed", started);
+      return undefined;
+    }
     let result: unknown;
     try {
       result = await this.#script(ACQUIRE, [id, "try", "-1"], {

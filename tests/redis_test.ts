@@ -209,6 +209,7 @@ test("RedisLimiter rejects a full fleet queue, times waiters out, honours signal
   const closed = one.close();
   await assert.rejects(closing, rejectsWith("closed"));
   await assert.rejects(one.acquire(), rejectsWith("closed"));
+  assert.equal(await one.tryAcquire(), undefined);
   await closed;
   third.release();
   // The queue is empty again: whoever was cancelled left it.
@@ -223,7 +224,7 @@ test("RedisLimiter rejects a full fleet queue, times waiters out, honours signal
       rejected: one.stats().rejected,
       queued: one.stats().queued + other.queued + timedOut.queued,
     },
-    { timedOut: 2, aborted: 1, rejected: 2, queued: 0 },
+    { timedOut: 2, aborted: 1, rejected: 3, queued: 0 },
   );
   assert.equal(
     await command(server.port, "ZCARD", `floodgate:{${name}}:queue`),

@@ -65,9 +65,12 @@ async function handoff(port: number, lib: string) {
     NAME: `handoff-${lib}`,
     LIB: lib,
     MODE: "handoff",
-    ROUNDS: "200",
-    HOLD_MS: "5",
-    PAUSE_MS: "3",
+    ROUNDS: "150",
+    // Held longer than the pause, paused longer than redis-semaphore's 10 ms
+    // between polls: every release finds the other process waiting, and a
+    // polling waiter gets its chance before the releaser comes back.
+    HOLD_MS: "20",
+    PAUSE_MS: "15",
   };
   const results = await Promise.all([run(FLEET, env), run(FLEET, env)]);
   const [a, b] = results.map((line) => JSON.parse(line));
