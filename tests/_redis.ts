@@ -4,7 +4,7 @@
  * traffic; and the child processes (Deno, Bun, Node) that share a limit.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
@@ -186,6 +186,13 @@ function nodeWorker(): Promise<string> {
     return file;
   })();
   return transpiled;
+}
+
+/** Removes the worker transpiled for Node, if any. */
+export async function removeNodeWorker(): Promise<void> {
+  if (transpiled === undefined) return;
+  rmSync(await transpiled, { force: true });
+  transpiled = undefined;
 }
 
 /** A worker process: its lines of output, and its PID to signal. */

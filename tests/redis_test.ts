@@ -10,6 +10,7 @@ import {
   command,
   delayProxy,
   type RedisServer,
+  removeNodeWorker,
   startRedis,
   startWorker,
 } from "./_redis.ts";
@@ -20,6 +21,7 @@ before(async () => {
 });
 after(async () => {
   await server.stop();
+  await removeNodeWorker();
 });
 
 let names = 0;
