@@ -62,7 +62,15 @@ const steps: Step[] = [
   {
     name: "doc examples",
     command: deno,
-    args: ["test", "--doc", "--allow-all", "mod.ts", "hono.ts", "redis.ts", "src/"],
+    args: [
+      "test",
+      "--doc",
+      "--allow-all",
+      "mod.ts",
+      "hono.ts",
+      "redis.ts",
+      "src/",
+    ],
   },
   {
     name: "JSR package",
