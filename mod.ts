@@ -29,6 +29,7 @@ export type {
   ReleasedEvent,
 } from "./src/_observe.ts";
 export { RejectedError, type RejectReason } from "./src/rejected_error.ts";
+export type { AsyncLimiter } from "./src/async_limiter.ts";
 export type {
   AdaptiveOptions,
   LimitAlgorithm,

@@ -134,7 +134,7 @@ async function transpileWithImports(
 }
 
 /** Installs the Debian package `pkg` when `binary` is not on the PATH. */
-async function ensureBinary(binary: string, pkg: string): Promise<void> {
+export async function ensureBinary(binary: string, pkg: string): Promise<void> {
   const found = await output("sh", ["-c", `command -v ${binary} || true`]);
   if (found.trim() !== "") return;
   console.error(

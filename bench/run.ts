@@ -23,6 +23,7 @@ import { metrics } from "./suites/metrics.ts";
 import { micro } from "./suites/micro.ts";
 import { nginx } from "./suites/nginx.ts";
 import { overload } from "./suites/overload.ts";
+import { redis } from "./suites/redis.ts";
 import { wrapperCall } from "./suites/wrapper_call.ts";
 
 const full = Deno.args.includes("--full");
@@ -37,6 +38,8 @@ const suites: Record<string, Suite> = {
   overload,
   metrics,
   ...(full ? { nginx } : {}),
+  // Only on request: it needs a redis-server (installed where missing).
+  ...(only === "redis" ? { redis } : {}),
 };
 if (only !== undefined && !(only in suites)) {
   console.error(

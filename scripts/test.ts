@@ -26,13 +26,14 @@ const steps: Step[] = [
     args: ["install", "--frozen", "--allow-scripts=npm:workerd"],
   },
   {
-    name: "Debian's prometheus where missing (promtool and the server)",
+    // The metrics tests check their output with promtool and let a real
+    // Prometheus scrape an example; the fleet tests start a redis-server of
+    // their own. CI machines start clean, as bench/_ensure.ts knows for wrk.
+    name: "Debian's prometheus and redis-server where missing",
     command: "sh",
-    // The metrics tests check the output with promtool and let a real
-    // Prometheus scrape an example; CI starts from a clean machine.
     args: [
       "-c",
-      "command -v promtool >/dev/null && command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >&2; }",
+      "command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus redis-server >&2; }",
     ],
   },
   { name: "format", command: deno, args: ["fmt", "--check"] },
@@ -76,6 +77,7 @@ const steps: Step[] = [
       "hono.ts",
       "otel.ts",
       "prometheus.ts",
+      "redis.ts",
       "src/",
     ],
   },

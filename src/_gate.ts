@@ -1,6 +1,7 @@
 import { type Ask, PLAIN } from "./_ask.ts";
 import { show } from "./_options.ts";
 import { type Observer, observeSlots } from "./_observe.ts";
+import { asyncGate } from "./_gate_async.ts";
 import { checkGateOptions } from "./_gate_options.ts";
 import { deliveredBy, releaseAfterBody } from "./_release_body.ts";
 import type { RejectInfo } from "./_reject.ts";
@@ -96,6 +97,8 @@ export function gate<
   adapter: Adapter<S, A> = bare as unknown as Adapter<S, A>,
 ): ThrottledHandler<A, R> {
   checkHandler(handler);
+  const config = checkGateOptions<S, A>(options);
+  if (config.remote !== undefined) return asyncGate(handler, config, adapter);
   const {
     shared,
     keyed,
@@ -106,7 +109,7 @@ export function gate<
     reject,
     retryAfter,
     overloaded,
-  } = checkGateOptions<S, A>(options);
+  } = config;
 
   function turnAway(
     subject: S,
@@ -211,7 +214,9 @@ export function gate<
     request: Request,
     rest: A,
   ): R | Response | Promise<R | Response> {
-    const reason = slots.refuse(ask);
+    // A client that left already fails in enqueue (counted as aborted): it
+    // must not make room first by evicting or letting a waiter go.
+    const reason = request.signal.aborted ? undefined : slots.refuse(ask);
     if (reason !== undefined) {
       return turnAway(subject, ask, { reason, slots, key });
     }

@@ -13,6 +13,7 @@ import {
   show,
 } from "./_options.ts";
 import { KeyedSlots } from "./_keyed.ts";
+import { type AsyncLimiter, isAsyncLimiter } from "./async_limiter.ts";
 import { checkedReject, defaultRejection, type Reject } from "./_reject.ts";
 import { Slots } from "./_slots.ts";
 import {
@@ -43,6 +44,8 @@ export interface GateConfig<S, A extends unknown[]> {
   shared: Slots | undefined;
   /** The slots of each key; `undefined` without `key`. */
   keyed: KeyedSlots | undefined;
+  /** A limiter outside the process (`RedisLimiter`); the gate awaits it. */
+  remote?: AsyncLimiter;
   keyOf: ((subject: S, ...rest: A) => string) | undefined;
   skip: ((subject: S, ...rest: A) => boolean) | undefined;
   /** What a request asks for; `undefined` when no callback is set. */
@@ -157,7 +160,12 @@ export function checkGateOptions<S, A extends unknown[]>(
   };
 
   if (given.limiter !== undefined) {
-    if (!(given.limiter instanceof Limiter)) {
+    const remote = given.limiter instanceof Limiter
+      ? undefined
+      : isAsyncLimiter(given.limiter)
+      ? given.limiter
+      : false;
+    if (remote === false) {
       throw new TypeError(
         `floodgate: option "limiter" must be a Limiter, got ${
           show(given.limiter)
@@ -173,7 +181,14 @@ export function checkGateOptions<S, A extends unknown[]>(
         `floodgate: option "limiter" cannot be combined with "${conflict}"; set it on the Limiter`,
       );
     }
-    return { ...common, shared: slotsOf(given.limiter), keyed: undefined };
+    if (remote !== undefined) {
+      return { ...common, shared: undefined, keyed: undefined, remote };
+    }
+    return {
+      ...common,
+      shared: slotsOf(given.limiter as Limiter),
+      keyed: undefined,
+    };
   }
   const config = checkLimiterOptions(given as LimiterOptions);
   return keyOf === undefined

@@ -1,14 +1,16 @@
 /**
  * Why a permit was not granted: `"full"` (no free permit and no room in the
- * queue), `"timeout"` (waited longer than `queueTimeout`) or `"closed"` (the
- * limiter was closed).
+ * queue), `"timeout"` (waited longer than `queueTimeout`), `"closed"` (the
+ * limiter was closed) or `"unavailable"` (a fleet limiter could not reach
+ * its store, e.g. Redis).
  */
-export type RejectReason = "full" | "timeout" | "closed";
+export type RejectReason = "full" | "timeout" | "closed" | "unavailable";
 
 const messages: Record<RejectReason, string> = {
   full: "floodgate: no free permit and the queue is full",
   timeout: "floodgate: waited in the queue longer than queueTimeout",
   closed: "floodgate: the limiter is closed",
+  unavailable: "floodgate: the limiter's store cannot be reached",
 };
 
 /**

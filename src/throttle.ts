@@ -1,5 +1,6 @@
 import { gate } from "./_gate.ts";
 import type { Reject, RejectInfo } from "./_reject.ts";
+import type { AsyncLimiter } from "./async_limiter.ts";
 import type { Limiter, LimiterOptions, LimiterStats } from "./limiter.ts";
 import type { Observer } from "./_observe.ts";
 
@@ -99,9 +100,12 @@ export interface SharedLimiterOptions {
   /**
    * A limiter to share between several handlers. It cannot be combined with
    * `key` or with any limiter option (`limit`, `queue`, `queueTimeout`,
-   * `order`, `dryRun`): those belong to the limiter.
+   * `order`, `dryRun`): those belong to the limiter. An
+   * {@linkcode AsyncLimiter} (a fleet-wide `RedisLimiter`) is awaited on
+   * every request; its `"unavailable"` rejections are answered like the
+   * others (503 by default).
    */
-  limiter: Limiter;
+  limiter: Limiter | AsyncLimiter;
   /** Set on the limiter instead. */
   key?: undefined;
   /** Set on the limiter instead. */

@@ -1,0 +1,99 @@
+/**
+ * One process of a fleet for bench/suites/redis.ts. Orders come from the
+ * environment; it prints one JSON line and exits.
+ *
+ * - LIB: `floodgate` (RedisLimiter on ioredis) or `semaphore`
+ *   (redis-semaphore's Semaphore on ioredis, its defaults: it polls every
+ *   10 ms).
+ * - MODE=handoff: ROUNDS times: acquire (limit 1), hold HOLD_MS, release,
+ *   pause PAUSE_MS; prints the wall times of each start, grant and release,
+ *   which the suite pairs across processes.
+ * - MODE=throughput: CONCURRENCY loops of acquire + release for SECONDS on a
+ *   limit no one reaches; prints how many.
+ * - MODE=server: a throttled HTTP server on PORT with a fleet limit of LIMIT
+ *   (fleet queue QUEUE) behind a local limit of LOCAL_LIMIT (handler:
+ *   HOLD_MS of waiting); prints `listening`, then its stats when done.
+ */
+import { Redis } from "ioredis";
+import { Semaphore } from "redis-semaphore";
+import { throttle } from "../mod.ts";
+import { RedisLimiter } from "../redis.ts";
+
+const env = Deno.env.toObject();
+const redis = new Redis({ port: Number(env.REDIS_PORT), host: "127.0.0.1" });
+const name = env.NAME;
+const limit = Number(env.LIMIT ?? 1);
+const lib = env.LIB ?? "floodgate";
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const limiter = new RedisLimiter({
+  redis,
+  name,
+  limit,
+  queue: env.QUEUE === undefined ? Infinity : Number(env.QUEUE),
+});
+
+/** Acquires once, the way `lib` does; resolves with the release. */
+async function acquire(): Promise<() => Promise<void>> {
+  if (lib === "floodgate") {
+    const permit = await limiter.acquire();
+    return () => Promise.resolve(permit.release());
+  }
+  const semaphore = new Semaphore(redis, name, limit, {
+    acquireTimeout: 60_000,
+  });
+  await semaphore.acquire();
+  return () => semaphore.release();
+}
+
+if (env.MODE === "handoff") {
+  const starts: number[] = [];
+  const grants: number[] = [];
+  const releases: number[] = [];
+  for (let round = 0; round < Number(env.ROUNDS); round++) {
+    starts.push(now());
+    const release = await acquire();
+    grants.push(now());
+    await sleep(Number(env.HOLD_MS));
+    releases.push(now());
+    await release();
+    // Lets the other process, waiting now, take the permit.
+    await sleep(Number(env.PAUSE_MS));
+  }
+  console.log(JSON.stringify({ starts, grants, releases }));
+} else if (env.MODE === "throughput") {
+  const until = Date.now() + Number(env.SECONDS) * 1000;
+  let count = 0;
+  await Promise.all(
+    Array.from({ length: Number(env.CONCURRENCY) }, async () => {
+      while (Date.now() < until) {
+        const release = await acquire();
+        await release();
+        count++;
+      }
+    }),
+  );
+  console.log(JSON.stringify({ count }));
+} else if (env.MODE === "server") {
+  const hold = Number(env.HOLD_MS);
+  const fleet = throttle(async () => {
+    await sleep(hold);
+    return new Response("ok");
+  }, { limiter });
+  // A local limit in front: most rejections stay in the process.
+  const handler = throttle(fleet, {
+    limit: Number(env.LOCAL_LIMIT),
+    queue: 0,
+  });
+  const server = Deno.serve(
+    { port: Number(env.PORT), hostname: "127.0.0.1", onListen: () => {} },
+    handler,
+  );
+  console.log("listening");
+  await sleep(Number(env.SECONDS) * 1000);
+  await server.shutdown();
+  console.log(JSON.stringify({ local: handler.stats(), fleet: fleet.stats() }));
+}
+await limiter.close();
+redis.disconnect();

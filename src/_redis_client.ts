@@ -1,0 +1,154 @@
+import { show } from "./_options.ts";
+
+/**
+ * What `RedisLimiter` needs of a Redis client: a way to send one command,
+ * and (for waking waiters without polling) a way to subscribe to a channel
+ * on a connection of its own. Pass an object of this shape as `redis` to use
+ * a client that is not recognised.
+ */
+export interface RedisAdapter {
+  /**
+   * Sends one command, e.g. `["EVALSHA", sha, "4", ...]`, and resolves with
+   * the reply (integers as numbers, arrays as arrays, errors as rejections
+   * whose message starts with the Redis error code, e.g. `NOSCRIPT`).
+   */
+  send(args: string[]): Promise<unknown>;
+  /**
+   * Calls `listener` with every message published on `channel`, received on
+   * a connection other than the one `send` uses. Resolves once subscribed,
+   * with a function that unsubscribes and closes that connection. Without
+   * it, waiters learn of their grant only when their lease is renewed
+   * (every third of `lease`).
+   */
+  subscribe?(
+    channel: string,
+    listener: (message: string) => void,
+  ): Promise<() => Promise<void>>;
+}
+
+interface NodeRedisLike {
+  sendCommand(args: string[]): Promise<unknown>;
+  duplicate(): NodeRedisLike;
+  connect(): Promise<unknown>;
+  subscribe(
+    channel: string,
+    listener: (message: string) => void,
+  ): Promise<unknown>;
+  on(event: "error", listener: (error: unknown) => void): unknown;
+  close?(): Promise<unknown>;
+  quit?(): Promise<unknown>;
+  destroy?(): unknown;
+  disconnect?(): unknown;
+}
+
+interface IORedisLike {
+  call(command: string, ...args: string[]): Promise<unknown>;
+  duplicate(): IORedisLike;
+  subscribe(channel: string): Promise<unknown>;
+  on(event: string, listener: (...args: never[]) => void): unknown;
+  disconnect(): void;
+}
+
+interface BunRedisLike {
+  send(command: string, args: string[]): Promise<unknown>;
+  duplicate(): BunRedisLike | Promise<BunRedisLike>;
+  subscribe(
+    channel: string,
+    listener: (message: string) => void,
+  ): Promise<unknown>;
+  close(): void;
+}
+
+const ignore = () => {};
+
+function nodeRedis(client: NodeRedisLike): RedisAdapter {
+  return {
+    send: (args) => client.sendCommand(args),
+    async subscribe(channel, listener) {
+      const subscriber = client.duplicate();
+      // Errors surface through the commands that fail; an unhandled "error"
+      // event would end the process.
+      subscriber.on("error", ignore);
+      await subscriber.connect();
+      await subscriber.subscribe(channel, listener);
+      return async () => {
+        // node-redis 5 and later close(); 4 quit().
+        if (typeof subscriber.destroy === "function") subscriber.destroy();
+        else if (typeof subscriber.disconnect === "function") {
+          await subscriber.disconnect();
+        } else await (subscriber.close ?? subscriber.quit)!.call(subscriber);
+      };
+    },
+  };
+}
+
+function ioredis(client: IORedisLike): RedisAdapter {
+  return {
+    send: ([command, ...args]) => client.call(command, ...args),
+    async subscribe(channel, listener) {
+      const subscriber = client.duplicate();
+      subscriber.on("error", ignore);
+      subscriber.on("message", (from: never, message: never) => {
+        if (from === channel) listener(message);
+      });
+      await subscriber.subscribe(channel);
+      return () => Promise.resolve(subscriber.disconnect());
+    },
+  };
+}
+
+function bunRedis(client: BunRedisLike): RedisAdapter {
+  return {
+    send: ([command, ...args]) => client.send(command, args),
+    async subscribe(channel, listener) {
+      const subscriber = await client.duplicate();
+      await subscriber.subscribe(channel, listener);
+      return () => Promise.resolve(subscriber.close());
+    },
+  };
+}
+
+function has(value: object, ...methods: string[]): boolean {
+  return methods.every((method) =>
+    typeof (value as Record<string, unknown>)[method] === "function"
+  );
+}
+
+/**
+ * The adapter for `client`: node-redis (`sendCommand`), ioredis (`call`),
+ * Bun's `RedisClient` (`send(command, args)`), or an adapter already.
+ */
+export function adapterOf(client: unknown): RedisAdapter {
+  if (typeof client === "object" && client !== null) {
+    // ioredis has a sendCommand too, of another shape: `call` tells it.
+    if (has(client, "call", "duplicate", "subscribe")) {
+      return ioredis(client as IORedisLike);
+    }
+    if (has(client, "sendCommand", "duplicate", "subscribe", "connect")) {
+      return nodeRedis(client as NodeRedisLike);
+    }
+    const bun = (globalThis as { Bun?: { RedisClient?: unknown } }).Bun;
+    if (
+      typeof bun?.RedisClient === "function" &&
+      client instanceof (bun.RedisClient as new () => object)
+    ) {
+      return bunRedis(client as BunRedisLike);
+    }
+    if (has(client, "send")) {
+      const { subscribe } = client as RedisAdapter;
+      if (subscribe !== undefined && typeof subscribe !== "function") {
+        throw new TypeError(
+          `floodgate: option "redis" has a subscribe that is not a function, got ${
+            show(subscribe)
+          }`,
+        );
+      }
+      return client as RedisAdapter;
+    }
+  }
+  throw new TypeError(
+    `floodgate: option "redis" must be a node-redis, ioredis or Bun RedisClient client, or an object with send(args), got ${
+      show(client)
+    }`,
+  );
+}

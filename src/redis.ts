@@ -1,0 +1,802 @@
+import {
+  checkDuration,
+  checkInteger,
+  checkOptionsObject,
+  show,
+} from "./_options.ts";
+import { adapterOf, type RedisAdapter } from "./_redis_client.ts";
+import { ACQUIRE, CANCEL, RELEASE, RENEW } from "./_redis_scripts.ts";
+import type { AcquireOptions, LimiterStats, Permit } from "./limiter.ts";
+import { RejectedError, type RejectReason } from "./rejected_error.ts";
+
+export type { RedisAdapter };
+
+/** Options for {@linkcode RedisLimiter}. */
+export interface RedisLimiterOptions {
+  /**
+   * The connection: a node-redis client (connected), an ioredis client, Bun's
+   * `RedisClient`, or a {@linkcode RedisAdapter} for anything else. The
+   * limiter opens one more connection (a duplicate) to be woken by
+   * pub/sub, and closes it in `close()`; the client itself stays yours.
+   */
+  redis: unknown;
+  /** The limit's name: every process with the same name shares the limit. */
+  name: string;
+  /** Most permits held at once across the fleet. */
+  limit: number;
+  /**
+   * Most callers waiting across the fleet (the queue lives in Redis).
+   *
+   * @default {0}
+   */
+  queue?: number;
+  /**
+   * Longest a caller waits, in ms.
+   *
+   * @default {Infinity}
+   */
+  queueTimeout?: number;
+  /**
+   * How long a permit (or a place in the queue) lasts without renewal, in
+   * ms. It is renewed every third of `lease` while held, so only a process
+   * that died or froze loses it; its permits return within `lease`.
+   *
+   * @default {10000}
+   */
+  lease?: number;
+  /**
+   * How long one round trip to Redis may take, in ms, before the limiter
+   * treats Redis as unreachable: the acquisition rejects with
+   * `RejectedError("unavailable")`, and so does every acquisition in the
+   * next `timeout` ms without trying (one attempt a `timeout` while Redis is
+   * away keeps rejections fast).
+   *
+   * @default {1000}
+   */
+  timeout?: number;
+}
+
+/** Options for {@linkcode RedisLimiter.prototype.acquire}. */
+export interface RedisAcquireOptions extends AcquireOptions {
+  /**
+   * Ms from now after which the caller no longer wants the permit: bounds
+   * the wait like `queueTimeout` (the smaller of the two applies).
+   */
+  deadline?: number;
+}
+
+/** {@linkcode LimiterStats} plus what only a fleet limiter counts. */
+export interface RedisLimiterStats extends LimiterStats {
+  /** Acquisitions rejected because Redis could not be reached (also in `rejected`). */
+  unavailable: number;
+  /** Releases that came after their lease had expired, and freed nothing. */
+  expired: number;
+}
+
+/** What an observer of a {@linkcode RedisLimiter} is told. */
+export interface RedisLimiterObserver {
+  /** A permit was granted after `wait` ms. */
+  admitted?(event: { wait: number; priority: number; weight: number }): void;
+  /** An acquisition was denied after `wait` ms. */
+  rejected?(
+    event: {
+      reason: RejectReason | "aborted";
+      wait: number;
+      priority: number;
+    },
+  ): void;
+  /** A permit held for `hold` ms was released. */
+  released?(
+    event: { hold: number; priority: number; weight: number; dropped: boolean },
+  ): void;
+}
+
+const OPTION_NAMES = [
+  "redis",
+  "name",
+  "limit",
+  "queue",
+  "queueTimeout",
+  "lease",
+  "timeout",
+] as const;
+
+interface Waiter {
+  id: string;
+  started: number;
+  resolve(permit: Permit): void;
+  reject(error: unknown): void;
+  /** Set once the waiter is settled, or handed a permit. */
+  settled: boolean;
+  cleanup(): void;
+}
+
+class Unavailable extends Error {}
+
+/** A command in flight, failed by the watchdog past its deadline. */
+interface Flight {
+  deadline: number;
+  fail(): void;
+}
+
+async function sha1(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest(
+    "SHA-1",
+    new TextEncoder().encode(text),
+  );
+  return Array.from(
+    new Uint8Array(digest),
+    (byte) => byte.toString(16).padStart(2, "0"),
+  ).join("");
+}
+
+let hashed: Promise<Record<string, string>> | undefined;
+
+/** The SHA1 of every script, computed once for all limiters. */
+function hashes(): Promise<Record<string, string>> {
+  hashed ??= Promise.all(
+    [ACQUIRE, RELEASE, CANCEL, RENEW].map(async (script) =>
+      [script, await sha1(script)] as const
+    ),
+  ).then(Object.fromEntries);
+  return hashed;
+}
+
+function fail(
+  ErrorType: typeof TypeError | typeof RangeError,
+  name: string,
+  expected: string,
+  value: unknown,
+): never {
+  throw new ErrorType(
+    `floodgate: option "${name}" must be ${expected}, got ${show(value)}`,
+  );
+}
+
+/**
+ * One concurrency limit shared by every process that uses the same `name`
+ * on the same Redis: a database's connections, an API account's concurrent
+ * calls. Permits are leases renewed while held; waiters are served in
+ * arrival order across the fleet and woken by pub/sub. When Redis cannot be
+ * reached, acquisitions reject at once with `RejectedError("unavailable")`
+ * (which `throttle` answers with 503) and the limiter recovers by itself.
+ *
+ * @example A fleet-wide limit for a handler
+ * ```ts ignore
+ * import { createClient } from "redis";
+ * import { throttle } from "@floodgate/floodgate";
+ * import { RedisLimiter } from "@floodgate/floodgate/redis";
+ *
+ * const redis = await createClient().connect();
+ * const limiter = new RedisLimiter({ redis, name: "db", limit: 20, queue: 100 });
+ * const handler = (_request: Request) => new Response("hello");
+ * export default { fetch: throttle(handler, { limiter }) };
+ * ```
+ */
+export class RedisLimiter {
+  readonly #redis: RedisAdapter;
+  readonly #keys: string[];
+  readonly #prefix: string;
+  readonly #token = crypto.randomUUID();
+  readonly #limit: number;
+  readonly #queue: number;
+  readonly #queueTimeout: number;
+  readonly #lease: number;
+  readonly #timeout: number;
+  readonly #waiters = new Map<string, Waiter>();
+  readonly #held = new Map<string, number>();
+  readonly #observers = new Set<RedisLimiterObserver>();
+  readonly #pending = new Set<Promise<unknown>>();
+  readonly #shas: Promise<Record<string, string>> = hashes();
+  #sequence = 0;
+  #subscription: Promise<() => Promise<void>> | undefined;
+  /** Whether `#subscription` has succeeded (no await needed). */
+  #subscribed = false;
+  #renewal: ReturnType<typeof setInterval> | undefined;
+  #downUntil = 0;
+  readonly #inFlight = new Set<Flight>();
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+  /** What every script call sends after its SHA1: the keys and the settings. */
+  readonly #common: string[];
+  #closed = false;
+  #idle: (() => void) | undefined;
+  #stats = {
+    admitted: 0,
+    rejected: 0,
+    timedOut: 0,
+    aborted: 0,
+    unavailable: 0,
+    expired: 0,
+  };
+
+  /**
+   * Creates the limiter; nothing is sent to Redis until the first
+   * acquisition.
+   *
+   * @param options The client, the name, the limit and how to wait.
+   * @throws {TypeError} If an option has the wrong type or is unknown, or
+   * `redis` is not a client this module recognises.
+   * @throws {RangeError} If a number is out of range.
+   */
+  constructor(options: RedisLimiterOptions) {
+    const given = checkOptionsObject(options, OPTION_NAMES);
+    this.#redis = adapterOf(given.redis);
+    if (typeof given.name !== "string" || given.name === "") {
+      fail(TypeError, "name", "a non-empty string", given.name);
+    }
+    this.#limit = checkInteger("limit", given.limit, { min: 1 });
+    this.#queue = checkInteger("queue", given.queue, {
+      min: 0,
+      infinite: true,
+      fallback: 0,
+    });
+    this.#queueTimeout = checkDuration(
+      "queueTimeout",
+      given.queueTimeout,
+      Infinity,
+    );
+    this.#lease = checkInteger("lease", given.lease, {
+      min: 30,
+      fallback: 10_000,
+    });
+    this.#timeout = checkInteger("timeout", given.timeout, {
+      min: 1,
+      fallback: 1000,
+    });
+    this.#prefix = `floodgate:{${given.name}}:`;
+    this.#keys = ["holders", "queue", "waiting", "arrivals"].map((key) =>
+      this.#prefix + key
+    );
+    this.#common = [
+      "4",
+      ...this.#keys,
+      String(this.#limit),
+      String(this.#lease),
+      this.#prefix,
+    ];
+  }
+
+  /** The fleet-wide limit. */
+  get limit(): number {
+    return this.#limit;
+  }
+
+  /** Permits this process holds now. */
+  get active(): number {
+    return this.#held.size;
+  }
+
+  /** Callers of this process waiting now. */
+  get queued(): number {
+    return this.#waiters.size;
+  }
+
+  /**
+   * A permit if one is free across the fleet now and nobody waits, else
+   * `undefined`; never waits in the queue (one round trip to Redis).
+   *
+   * @returns The permit, or `undefined` (also after `close()`).
+   * @throws {RejectedError} With reason `"unavailable"` if Redis cannot be
+   * reached.
+   */
+  async tryAcquire(): Promise<Permit | undefined> {
+    const id = this.#nextId();
+    const started = Date.now();
+    if (this.#closed) {
+      this.#deny("closed", started);
+      return undefined;
+    }
+    let result: unknown;
+    try {
+      result = await this.#script(ACQUIRE, [id, "try", "-1"], {
+        gated: true,
+      });
+    } catch (error) {
+      throw this.#failed(error, started);
+    }
+    if (result === 1) return this.#grant(id, started);
+    this.#deny("full", started);
+    return undefined;
+  }
+
+  /**
+   * Resolves with a permit when one is free across the fleet, waiting in the
+   * fleet's queue (in arrival order) if `queue` allows.
+   *
+   * @param options `signal` gives up waiting; `deadline` bounds the wait
+   * like `queueTimeout`.
+   * @returns The permit.
+   * @throws {RejectedError} `"full"`, `"timeout"`, `"closed"` or
+   * `"unavailable"`; the signal's reason when it aborts.
+   */
+  async acquire(options?: RedisAcquireOptions): Promise<Permit> {
+    const { signal, deadline } = checkAcquireOptions(options);
+    const started = Date.now();
+    if (signal?.aborted) {
+      this.#count("aborted", started);
+      throw signal.reason;
+    }
+    this.#refuseIfClosed(started);
+    const wait = Math.min(this.#queueTimeout, deadline);
+    const id = this.#nextId();
+    const mayWait = this.#queue > 0 && wait > 0;
+    let granted!: (permit: Permit) => void;
+    let refused!: (error: unknown) => void;
+    const promise = new Promise<Permit>((resolve, reject) => {
+      granted = resolve;
+      refused = reject;
+    });
+    if (mayWait && !this.#subscribed) {
+      try {
+        await this.#subscribe();
+      } catch (error) {
+        throw this.#failed(error, started);
+      }
+      this.#refuseIfClosed(started);
+    }
+    // Registered before the script runs: the grant may be published before
+    // the script's reply arrives.
+    const waiter: Waiter = {
+      id,
+      started,
+      resolve: granted,
+      reject: refused,
+      settled: false,
+      cleanup: () => {},
+    };
+    if (mayWait) this.#waiters.set(id, waiter);
+    let result: unknown;
+    try {
+      result = await this.#script(ACQUIRE, [
+        id,
+        mayWait ? "wait" : "try",
+        this.#queue === Infinity ? "-1" : String(this.#queue),
+      ], { gated: true });
+    } catch (error) {
+      this.#waiters.delete(id);
+      // The script may have run: whatever it granted or queued goes back.
+      this.#cancel(id);
+      throw this.#failed(error, started);
+    }
+    if (result === 1) {
+      this.#waiters.delete(id);
+      return this.#grant(id, started);
+    }
+    if (result !== 2) {
+      this.#waiters.delete(id);
+      this.#deny("full", started);
+      throw new RejectedError("full");
+    }
+    if (!waiter.settled) {
+      this.#wait(waiter, wait, signal);
+      this.#renewWhileBusy();
+    }
+    return promise;
+  }
+
+  /**
+   * Acquires a permit, runs `fn`, and releases the permit when `fn`'s
+   * result settles.
+   *
+   * @param fn The work to run while holding a permit.
+   * @param options As for {@linkcode RedisLimiter.prototype.acquire}.
+   * @returns What `fn` returns.
+   * @throws {RejectedError} As `acquire`; whatever `fn` throws.
+   */
+  async run<T>(
+    fn: () => T | PromiseLike<T>,
+    options?: RedisAcquireOptions,
+  ): Promise<T> {
+    if (typeof fn !== "function") {
+      throw new TypeError(`floodgate: run() takes a function, got ${show(fn)}`);
+    }
+    const permit = await this.acquire(options);
+    try {
+      return await fn();
+    } finally {
+      permit.release();
+    }
+  }
+
+  /**
+   * This process's view: `active` and `queued` are its own permits and
+   * waiters; `limit` is the fleet's; the counters count since creation.
+   *
+   * @returns A snapshot.
+   */
+  stats(): RedisLimiterStats {
+    return {
+      limit: this.#limit,
+      active: this.#held.size,
+      queued: this.#waiters.size,
+      ...this.#stats,
+    };
+  }
+
+  /**
+   * Calls the observer's methods on every admission, rejection and release,
+   * synchronously; an observer that throws is ignored.
+   *
+   * @param observer The methods to call.
+   * @returns A function that removes the observer.
+   */
+  observe(observer: RedisLimiterObserver): () => void {
+    if (typeof observer !== "object" || observer === null) {
+      throw new TypeError(
+        `floodgate: observe() takes an object, got ${show(observer)}`,
+      );
+    }
+    const entry = { ...observer };
+    this.#observers.add(entry);
+    return () => this.#observers.delete(entry);
+  }
+
+  /**
+   * Stops admitting: this process's waiters reject with
+   * `RejectedError("closed")` and leave the fleet's queue. Resolves when this
+   * process holds no permit and its releases reached Redis (or failed), then
+   * closes the connection it opened for pub/sub. Idempotent.
+   *
+   * @returns A promise that resolves once closed.
+   */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      for (const waiter of [...this.#waiters.values()]) {
+        this.#settle(waiter);
+        this.#cancel(waiter.id);
+        this.#deny("closed", waiter.started);
+        waiter.reject(new RejectedError("closed"));
+      }
+    }
+    if (this.#held.size > 0) {
+      await new Promise<void>((resolve) => {
+        const previous = this.#idle;
+        this.#idle = () => {
+          previous?.();
+          resolve();
+        };
+      });
+    }
+    while (this.#pending.size > 0) {
+      await Promise.allSettled([...this.#pending]);
+    }
+    this.#stopRenewal();
+    const subscription = this.#subscription;
+    this.#subscription = undefined;
+    this.#subscribed = false;
+    if (subscription !== undefined) {
+      await subscription.then((unsubscribe) => unsubscribe(), () => {});
+    }
+  }
+
+  #nextId(): string {
+    return `${this.#token}:${++this.#sequence}`;
+  }
+
+  #refuseIfClosed(started: number): void {
+    if (!this.#closed) return;
+    this.#deny("closed", started);
+    throw new RejectedError("closed");
+  }
+
+  /**
+   * Sends `script` by its SHA1, and in full when Redis does not know it.
+   * An acquisition or a renewal must answer within `timeout`; what gives
+   * permits back may take up to a lease, since nobody waits for it. An
+   * acquisition (`gated`) is refused without a round trip for `timeout` ms
+   * after a round trip failed.
+   */
+  async #script(
+    script: string,
+    args: string[],
+    how: { gated?: boolean; patient?: boolean } = {},
+  ): Promise<unknown> {
+    if (how.gated && Date.now() < this.#downUntil) {
+      throw new Unavailable("recently unreachable");
+    }
+    // Every call awaits the same promise, so commands leave in call order.
+    const sha = (await this.#shas)[script];
+    const common = [...this.#common, ...args];
+    const bound = how.patient ? this.#lease : this.#timeout;
+    try {
+      return await this.#bounded(["EVALSHA", sha, ...common], bound);
+    } catch (error) {
+      if (!String((error as Error)?.message).includes("NOSCRIPT")) {
+        throw error;
+      }
+      return await this.#bounded(["EVAL", script, ...common], bound);
+    }
+  }
+
+  /**
+   * One command, failed after about `ms` (one watchdog timer checks every
+   * command in flight, a quarter of `timeout` apart, instead of a timer
+   * each).
+   */
+  #bounded(args: string[], ms: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const flight: Flight = {
+        deadline: Date.now() + ms,
+        fail: () => {
+          this.#downUntil = Date.now() + this.#timeout;
+          reject(new Unavailable("no answer in time"));
+        },
+      };
+      this.#inFlight.add(flight);
+      this.#watchdog ??= setInterval(() => this.#watch(), this.#timeout / 4);
+      const done = () => this.#inFlight.delete(flight);
+      let sent: Promise<unknown>;
+      try {
+        sent = this.#redis.send(args);
+      } catch (error) {
+        sent = Promise.reject(error);
+      }
+      sent.then((reply) => {
+        done();
+        resolve(reply);
+      }, (error) => {
+        done();
+        if (!isReplyError(error)) {
+          this.#downUntil = Date.now() + this.#timeout;
+        }
+        reject(error);
+      });
+    });
+  }
+
+  /** Fails the commands past their deadline; stops when none is in flight. */
+  #watch(): void {
+    const now = Date.now();
+    for (const flight of this.#inFlight) {
+      if (flight.deadline > now) continue;
+      this.#inFlight.delete(flight);
+      flight.fail();
+    }
+    if (this.#inFlight.size === 0) {
+      clearInterval(this.#watchdog);
+      this.#watchdog = undefined;
+    }
+  }
+
+  #subscribe(): Promise<() => Promise<void>> {
+    if (this.#subscription !== undefined) return this.#subscription;
+    const subscribe = this.#redis.subscribe;
+    const channel = `${this.#prefix}wake:${this.#token}`;
+    const subscription = subscribe === undefined
+      ? Promise.resolve(() => Promise.resolve())
+      : subscribe.call(this.#redis, channel, (id) => this.#woken(id));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bounded = Promise.race([
+      subscription,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Unavailable("could not subscribe")),
+          this.#timeout,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
+    this.#subscription = bounded;
+    bounded.then(() => {
+      if (this.#subscription === bounded) this.#subscribed = true;
+    }, () => {
+      // Tried again by the next acquisition; a late success is closed.
+      if (this.#subscription === bounded) this.#subscription = undefined;
+      subscription.then((unsubscribe) => unsubscribe(), () => {});
+    });
+    return bounded;
+  }
+
+  /** A grant published for one of this process's waiters. */
+  #woken(id: string): void {
+    const waiter = this.#waiters.get(id);
+    if (waiter === undefined || waiter.settled) return;
+    this.#settle(waiter);
+    waiter.resolve(this.#grant(id, waiter.started));
+  }
+
+  #wait(waiter: Waiter, wait: number, signal: AbortSignal | undefined): void {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const abort = () => {
+      if (waiter.settled) return;
+      this.#settle(waiter);
+      this.#cancel(waiter.id);
+      this.#count("aborted", waiter.started);
+      waiter.reject(signal!.reason);
+    };
+    if (wait !== Infinity) {
+      timer = setTimeout(() => {
+        if (waiter.settled) return;
+        this.#settle(waiter);
+        this.#cancel(waiter.id);
+        this.#count("timedOut", waiter.started);
+        waiter.reject(new RejectedError("timeout"));
+      }, wait);
+    }
+    signal?.addEventListener("abort", abort, { once: true });
+    waiter.cleanup = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", abort);
+    };
+    // It may have fired while the script ran.
+    if (signal?.aborted) abort();
+  }
+
+  #settle(waiter: Waiter): void {
+    waiter.settled = true;
+    waiter.cleanup();
+    this.#waiters.delete(waiter.id);
+  }
+
+  /** Takes `id` out of the queue and the holders, in the background. */
+  #cancel(id: string): void {
+    this.#track(this.#script(CANCEL, [id], { patient: true }));
+  }
+
+  #track(promise: Promise<unknown>): Promise<unknown> {
+    const quiet = promise.catch(() => undefined);
+    this.#pending.add(quiet);
+    quiet.then(() => this.#pending.delete(quiet));
+    return quiet;
+  }
+
+  #grant(id: string, started: number): Permit {
+    const granted = Date.now();
+    this.#held.set(id, granted);
+    this.#stats.admitted++;
+    this.#emit("admitted", { wait: granted - started, priority: 3, weight: 1 });
+    this.#renewWhileBusy();
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.#release(id);
+    };
+    return { release, [Symbol.dispose]: release };
+  }
+
+  #release(id: string): void {
+    const granted = this.#held.get(id)!;
+    this.#held.delete(id);
+    this.#emit("released", {
+      hold: Date.now() - granted,
+      priority: 3,
+      weight: 1,
+      dropped: false,
+    });
+    this.#track(
+      this.#script(RELEASE, [id], { patient: true }).then((released) => {
+        if (released === 0) this.#stats.expired++;
+      }),
+    );
+    if (this.#held.size === 0) {
+      const idle = this.#idle;
+      this.#idle = undefined;
+      idle?.();
+    }
+  }
+
+  #renewWhileBusy(): void {
+    if (this.#renewal !== undefined) return;
+    if (this.#held.size === 0 && this.#waiters.size === 0) return;
+    this.#renewal = setInterval(() => this.#renew(), this.#lease / 3);
+  }
+
+  #stopRenewal(): void {
+    clearInterval(this.#renewal);
+    this.#renewal = undefined;
+  }
+
+  /**
+   * Extends the leases of this process's permits and waiters, and learns of
+   * grants whose notification was lost. A waiter whose place is gone (Redis
+   * restarted empty) or that cannot reach Redis rejects with
+   * `"unavailable"`, so that no waiter hangs while Redis is away.
+   */
+  async #renew(): Promise<void> {
+    const held = [...this.#held.keys()];
+    const waiting = [...this.#waiters.keys()];
+    if (held.length === 0 && waiting.length === 0) {
+      this.#stopRenewal();
+      return;
+    }
+    let reply: [string[], string[], string[]];
+    try {
+      reply = await this.#script(RENEW, [
+        String(held.length),
+        ...held,
+        ...waiting,
+      ]) as [string[], string[], string[]];
+    } catch {
+      for (const id of waiting) this.#unavailable(id);
+      return;
+    }
+    const [, granted, gone] = reply;
+    for (const id of granted) this.#woken(id);
+    for (const id of gone) this.#unavailable(id);
+  }
+
+  #unavailable(id: string): void {
+    const waiter = this.#waiters.get(id);
+    if (waiter === undefined || waiter.settled) return;
+    this.#settle(waiter);
+    this.#cancel(id);
+    this.#count("unavailable", waiter.started);
+    waiter.reject(new RejectedError("unavailable"));
+  }
+
+  /** The error to throw for a failed round trip. */
+  #failed(error: unknown, started: number): unknown {
+    if (isReplyError(error)) return error;
+    this.#count("unavailable", started);
+    return new RejectedError("unavailable");
+  }
+
+  #deny(reason: "full" | "closed", started: number): void {
+    this.#stats.rejected++;
+    this.#emit("rejected", { reason, wait: Date.now() - started, priority: 3 });
+  }
+
+  #count(
+    what: "timedOut" | "aborted" | "unavailable",
+    started: number,
+  ): void {
+    this.#stats[what]++;
+    if (what === "unavailable") this.#stats.rejected++;
+    const reason = what === "timedOut" ? "timeout" : what;
+    this.#emit("rejected", { reason, wait: Date.now() - started, priority: 3 });
+  }
+
+  #emit<K extends keyof RedisLimiterObserver>(
+    kind: K,
+    event: Parameters<NonNullable<RedisLimiterObserver[K]>>[0],
+  ): void {
+    for (const observer of this.#observers) {
+      try {
+        (observer[kind] as ((event: unknown) => void) | undefined)?.call(
+          observer,
+          event,
+        );
+      } catch {
+        // An observer never breaks the limiter.
+      }
+    }
+  }
+}
+
+/** An error reply from Redis itself (a bug, or a script error), not an outage. */
+function isReplyError(error: unknown): boolean {
+  const message = String((error as Error)?.message ?? "");
+  return /^(ERR|WRONGTYPE|NOSCRIPT)\b/.test(message) ||
+    (error as Error)?.name === "ReplyError" ||
+    (error as Error)?.name === "ErrorReply";
+}
+
+function checkAcquireOptions(
+  options: RedisAcquireOptions | undefined,
+): { signal: AbortSignal | undefined; deadline: number } {
+  if (options === undefined) return { signal: undefined, deadline: Infinity };
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `floodgate: acquire() options must be an object, got ${show(options)}`,
+    );
+  }
+  const { signal } = options;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    fail(TypeError, "signal", "an AbortSignal", signal);
+  }
+  const given = options as Record<string, unknown>;
+  if (given.priority !== undefined) {
+    checkInteger("priority", given.priority, { min: 0, max: 7 });
+  }
+  if (given.weight !== undefined) {
+    checkInteger("weight", given.weight, { min: 1 });
+  }
+  if (given.flow !== undefined && typeof given.flow !== "string") {
+    fail(TypeError, "flow", "a string", given.flow);
+  }
+  return {
+    signal,
+    deadline: checkDuration("deadline", options.deadline, Infinity),
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * One process of a fleet, for tests/redis_test.ts and the benchmark. Reads
+ * its orders from the environment, prints one JSON line per result.
+ *
+ * - MODE=exact: COUNT acquisitions, CONCURRENCY at a time; inside each, an
+ *   independent counter (INCR/DECR of `<NAME>:inside`) must never exceed
+ *   LIMIT. Prints `done {"acquired", "violations", "most", "stats"}` (`most`:
+ *   the most holders it saw at once).
+ * - MODE=hold: acquires one permit, prints `held`, releases it after HOLD_MS
+ *   and prints `released {"stats"}`.
+ */
+import process from "node:process";
+import { createClient } from "redis";
+import { Redis } from "ioredis";
+import { RedisLimiter } from "floodgate/redis";
+
+const env = process.env;
+const port = Number(env.REDIS_PORT);
+const name = env.NAME!;
+const limit = Number(env.LIMIT ?? 1);
+const kind = env.CLIENT ?? "node-redis";
+
+async function connect(): Promise<{ redis: unknown; close(): unknown }> {
+  if (kind === "ioredis") {
+    const redis = new Redis({ port, host: "127.0.0.1" });
+    return { redis, close: () => redis.disconnect() };
+  }
+  if (kind === "bun") {
+    const { RedisClient } = (globalThis as unknown as {
+      Bun: { RedisClient: new (url: string) => { close(): void } };
+    }).Bun;
+    const redis = new RedisClient(`redis://127.0.0.1:${port}`);
+    return { redis, close: () => redis.close() };
+  }
+  const redis = createClient({ url: `redis://127.0.0.1:${port}` });
+  redis.on("error", () => {});
+  await redis.connect();
+  return { redis, close: () => redis.destroy() };
+}
+
+const { redis, close } = await connect();
+// The independent counter runs on a client of its own, as the work would.
+const counter = createClient({ url: `redis://127.0.0.1:${port}` });
+counter.on("error", () => {});
+await counter.connect();
+const limiter = new RedisLimiter({
+  redis,
+  name,
+  limit,
+  queue: Infinity,
+  lease: Number(env.LEASE ?? 10_000),
+});
+
+if (env.MODE === "hold") {
+  const permit = await limiter.acquire();
+  console.log("held");
+  await new Promise((resolve) => setTimeout(resolve, Number(env.HOLD_MS)));
+  permit.release();
+  await limiter.close();
+  console.log(`released ${JSON.stringify({ stats: limiter.stats() })}`);
+} else {
+  const count = Number(env.COUNT);
+  const concurrency = Number(env.CONCURRENCY);
+  let started = 0;
+  let acquired = 0;
+  let violations = 0;
+  let most = 0;
+  const inside = `${name}:inside`;
+  const one = async () => {
+    while (started < count) {
+      started++;
+      await limiter.run(async () => {
+        acquired++;
+        const now = await counter.incr(inside);
+        if (now > limit) violations++;
+        most = Math.max(most, now);
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 2));
+        await counter.decr(inside);
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, one));
+  await limiter.close();
+  console.log(
+    `done ${
+      JSON.stringify({ acquired, violations, most, stats: limiter.stats() })
+    }`,
+  );
+}
+counter.destroy();
+await close();
+process.exit(0);

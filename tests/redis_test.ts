@@ -1,0 +1,509 @@
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import process from "node:process";
+import { createClient } from "redis";
+import { Redis } from "ioredis";
+import { RejectedError, throttle } from "../mod.ts";
+import { RedisLimiter } from "../redis.ts";
+import { deferred } from "./_helpers.ts";
+import {
+  command,
+  delayProxy,
+  type RedisServer,
+  removeNodeWorker,
+  startRedis,
+  startWorker,
+} from "./_redis.ts";
+
+let server: RedisServer;
+before(async () => {
+  server = await startRedis();
+});
+after(async () => {
+  await server.stop();
+  await removeNodeWorker();
+});
+
+let names = 0;
+/** A name of its own for each test, so that tests share no state. */
+const fresh = () => `t${process.pid}-${++names}`;
+
+type Client = { redis: unknown; close(): unknown };
+
+const clients: Record<string, (port: number) => Promise<Client>> = {
+  "node-redis": async (port) => {
+    const redis = createClient({
+      url: `redis://127.0.0.1:${port}`,
+      socket: { reconnectStrategy: () => 100 },
+    });
+    redis.on("error", () => {});
+    await redis.connect();
+    return { redis, close: () => redis.destroy() };
+  },
+  ioredis: (port) => {
+    const redis = new Redis({
+      port,
+      host: "127.0.0.1",
+      retryStrategy: () => 100,
+    });
+    redis.on("error", () => {});
+    return Promise.resolve({ redis, close: () => redis.disconnect() });
+  },
+};
+// Bun's own client runs in the Bun worker of the fleet tests, on every runtime
+// alike, so that each runtime runs the same tests.
+
+/** Fails with `what` if `promise` has not settled within `ms`. */
+function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${what}: not within ${ms} ms`)),
+        ms,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves once the fleet's queue of `name` holds `count` waiters. */
+async function untilQueued(name: string, count: number): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (
+    await command(server.port, "ZCARD", `floodgate:{${name}}:queue`) !==
+      `:${count}`
+  ) {
+    if (Date.now() > deadline) throw new Error(`never ${count} queued`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+const rejectsWith = (reason: string) => (error: unknown) =>
+  error instanceof RejectedError && error.reason === reason;
+
+test("new RedisLimiter() checks its options", async () => {
+  const { redis, close } = await clients["node-redis"](server.port);
+  const ok = { redis, name: "x", limit: 1 };
+  assert.throws(
+    () => new RedisLimiter({ ...ok, redis: {} }),
+    /option "redis" must be a node-redis, ioredis or Bun RedisClient client/,
+  );
+  assert.throws(() => new RedisLimiter({ ...ok, name: "" }), TypeError);
+  assert.throws(
+    () => new RedisLimiter({ ...ok, limit: 0 }),
+    (e) => e instanceof RangeError && /option "limit".*got 0/.test(e.message),
+  );
+  assert.throws(() => new RedisLimiter({ ...ok, limit: Infinity }), RangeError);
+  assert.throws(() => new RedisLimiter({ ...ok, queue: -1 }), RangeError);
+  assert.throws(() => new RedisLimiter({ ...ok, lease: 1.5 }), RangeError);
+  assert.throws(
+    () => new RedisLimiter({ ...ok, lease: "10" as unknown as number }),
+    TypeError,
+  );
+  assert.throws(
+    () => new RedisLimiter({ ...ok, limt: 3 } as never),
+    /did you mean "limit"/,
+  );
+  const limiter = new RedisLimiter(ok);
+  await assert.rejects(
+    limiter.acquire({ priority: 9 } as never),
+    RangeError,
+  );
+  await assert.rejects(limiter.acquire({ deadline: -1 }), RangeError);
+  await close();
+});
+
+for (const [kind, connect] of Object.entries(clients)) {
+  test(`RedisLimiter (${kind}) caps permits across limiters and hands a released one to the oldest waiter at once`, async () => {
+    const a = await connect(server.port);
+    const b = await connect(server.port);
+    const name = fresh();
+    // A lease of a minute: a grant that relied on renewal would come after 20 s.
+    const options = { name, limit: 2, queue: 10, lease: 60_000 };
+    const first = new RedisLimiter({ redis: a.redis, ...options });
+    const second = new RedisLimiter({ redis: b.redis, ...options });
+    const held = [await first.acquire(), await second.acquire()];
+    assert.equal(await first.tryAcquire(), undefined);
+    const order: string[] = [];
+    const waiting = [
+      second.acquire().then((p) => (order.push("second-1"), p)),
+    ];
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    waiting.push(first.acquire().then((p) => (order.push("first-1"), p)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    waiting.push(second.acquire().then((p) => (order.push("second-2"), p)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(first.queued + second.queued, 3);
+    assert.equal(
+      await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+      ":2",
+    );
+    held[0].release();
+    const granted = await within(5000, "the first waiter", waiting[0]);
+    assert.deepEqual(order, ["second-1"]);
+    granted.release();
+    const next = await within(5000, "the second waiter", waiting[1]);
+    held[1].release();
+    const last = await within(5000, "the third waiter", waiting[2]);
+    assert.deepEqual(order, ["second-1", "first-1", "second-2"]);
+    next.release();
+    last.release();
+    await Promise.all([first.close(), second.close()]);
+    assert.deepEqual(
+      {
+        ...first.stats(),
+        ...{ admitted: first.stats().admitted + second.stats().admitted },
+      },
+      { ...first.stats(), admitted: 5 },
+    );
+    assert.equal(first.stats().rejected, 1); // the tryAcquire
+    assert.equal(
+      await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+      ":0",
+    );
+    await a.close();
+    await b.close();
+  });
+}
+
+test("RedisLimiter rejects a full fleet queue, times waiters out, honours signals and closes", async () => {
+  const { redis, close } = await clients["node-redis"](server.port);
+  const name = fresh();
+  const one = new RedisLimiter({ redis, name, limit: 1, queue: 1 });
+  const other = new RedisLimiter({
+    redis,
+    name,
+    limit: 1,
+    queue: 1,
+    queueTimeout: 50,
+  });
+  const held = await one.acquire();
+  const waiting = one.acquire();
+  await untilQueued(name, 1);
+  const seen: string[] = [];
+  other.observe({ rejected: ({ reason }) => seen.push(reason) });
+  // The queue is the fleet's: the other limiter finds it full.
+  await assert.rejects(other.acquire(), rejectsWith("full"));
+  held.release();
+  const next = await within(5000, "the waiter", waiting);
+  next.release();
+  const third = await other.acquire();
+  const timedOut = new RedisLimiter({
+    redis,
+    name,
+    limit: 1,
+    queue: 5,
+    queueTimeout: 50,
+  });
+  await assert.rejects(timedOut.acquire(), rejectsWith("timeout"));
+  await assert.rejects(
+    timedOut.acquire({ deadline: 30 }),
+    rejectsWith("timeout"),
+  );
+  const controller = new AbortController();
+  const aborted = one.acquire({ signal: controller.signal });
+  await untilQueued(name, 1);
+  controller.abort(new Error("gone"));
+  await assert.rejects(aborted, /gone/);
+  const closing = one.acquire();
+  await untilQueued(name, 1);
+  const closed = one.close();
+  await assert.rejects(closing, rejectsWith("closed"));
+  await assert.rejects(one.acquire(), rejectsWith("closed"));
+  assert.equal(await one.tryAcquire(), undefined);
+  await closed;
+  third.release();
+  // The queue is empty again: whoever was cancelled left it.
+  const last = await within(5000, "a fresh acquisition", other.acquire());
+  last.release();
+  await Promise.all([other.close(), timedOut.close()]);
+  assert.deepEqual(seen, ["full"]);
+  assert.deepEqual(
+    {
+      timedOut: timedOut.stats().timedOut,
+      aborted: one.stats().aborted,
+      rejected: one.stats().rejected,
+      queued: one.stats().queued + other.queued + timedOut.queued,
+    },
+    { timedOut: 2, aborted: 1, rejected: 3, queued: 0 },
+  );
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:queue`),
+    ":0",
+  );
+  await close();
+});
+
+test("RedisLimiter tells observers of admissions, rejections and releases", async () => {
+  const { redis, close } = await clients.ioredis(server.port);
+  const limiter = new RedisLimiter({ redis, name: fresh(), limit: 1 });
+  const events: string[] = [];
+  const stop = limiter.observe({
+    admitted: ({ wait, priority, weight }) =>
+      events.push(`admitted ${wait >= 0} ${priority} ${weight}`),
+    rejected: ({ reason }) => events.push(`rejected ${reason}`),
+    released: ({ hold }) => events.push(`released ${hold >= 0}`),
+  });
+  limiter.observe({
+    admitted: () => {
+      throw new Error("an observer that throws");
+    },
+  });
+  const permit = await limiter.acquire();
+  assert.equal(await limiter.tryAcquire(), undefined);
+  permit.release();
+  permit.release();
+  stop();
+  await limiter.run(() => "not seen");
+  await limiter.close();
+  assert.deepEqual(events, [
+    "admitted true 3 1",
+    "rejected full",
+    "released true",
+  ]);
+  assert.deepEqual(limiter.stats(), {
+    limit: 1,
+    active: 0,
+    queued: 0,
+    admitted: 2,
+    rejected: 1,
+    timedOut: 0,
+    aborted: 0,
+    unavailable: 0,
+    expired: 0,
+  });
+  await close();
+});
+
+test("throttle() shares a RedisLimiter, behind a local limit, and answers the fleet's overload with 503", async () => {
+  const { redis, close } = await clients["node-redis"](server.port);
+  const name = fresh();
+  const fleet = new RedisLimiter({ redis, name, limit: 1 });
+  const elsewhere = new RedisLimiter({ redis, name, limit: 1 });
+  const release = deferred();
+  const handler = throttle(async () => {
+    await release.promise;
+    return new Response("ok");
+  }, { limiter: fleet });
+  // The local limit in front keeps most rejections in the process.
+  const local = throttle(handler, { limit: 1 });
+  const request = () => new Request("http://localhost/");
+  const taken = await elsewhere.acquire();
+  const refused = await local(request());
+  assert.equal(refused.status, 503);
+  assert.equal(refused.headers.get("retry-after"), "1");
+  assert.equal(fleet.stats().rejected, 1);
+  taken.release();
+  const first = local(request());
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(await elsewhere.tryAcquire(), undefined);
+  assert.equal((await local(request())).status, 503);
+  assert.equal(local.stats().rejected, 1);
+  assert.equal(fleet.stats().rejected, 1);
+  release.resolve();
+  assert.equal((await first).status, 200);
+  assert.deepEqual(handler.stats(), { ...fleet.stats(), keys: 0 });
+  await handler.close();
+  await elsewhere.close();
+  assert.equal(fleet.active, 0);
+  await close();
+});
+
+test("RedisLimiter rejects with unavailable at once while Redis is away, and recovers by itself", async () => {
+  const own = await startRedis();
+  const { redis, close } = await clients.ioredis(own.port);
+  const name = fresh();
+  const limiter = new RedisLimiter({
+    redis,
+    name,
+    limit: 1,
+    queue: 10,
+    lease: 600,
+    timeout: 200,
+  });
+  const fetch = throttle(() => new Response("ok"), { limiter });
+  const held = await limiter.acquire();
+  const waiters = [limiter.acquire(), limiter.acquire()];
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await own.stop();
+  // Every waiter settles: its lease renewal fails within a third of a lease.
+  for (const waiter of waiters) {
+    await assert.rejects(
+      within(5000, "a waiter while Redis is away", waiter),
+      rejectsWith("unavailable"),
+    );
+  }
+  await assert.rejects(
+    within(5000, "an acquisition while Redis is away", limiter.acquire()),
+    rejectsWith("unavailable"),
+  );
+  assert.equal(
+    (await within(
+      5000,
+      "a request",
+      Promise.resolve(fetch(new Request("http://x/"))),
+    )).status,
+    503,
+  );
+  held.release();
+  await own.start();
+  // Redis came back empty; new acquisitions work again once reconnected.
+  const deadline = Date.now() + 10_000;
+  let permit;
+  while (permit === undefined) {
+    try {
+      permit = await limiter.acquire();
+    } catch (error) {
+      assert.ok(rejectsWith("unavailable")(error));
+      if (Date.now() > deadline) throw new Error("no recovery within 10 s");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  permit.release();
+  await limiter.close();
+  const stats = limiter.stats();
+  assert.ok(stats.unavailable >= 4, `unavailable: ${stats.unavailable}`);
+  assert.equal(stats.active + stats.queued, 0);
+  await close();
+  await own.stop();
+});
+
+test("RedisLimiter through a slow network: a round trip over timeout is unavailable, a slow one within it works", async () => {
+  const delay = { ms: 100 };
+  const proxy = await delayProxy(server.port, delay);
+  const { redis, close } = await clients["node-redis"](proxy.port);
+  const name = fresh();
+  const slow = new RedisLimiter({ redis, name, limit: 1, timeout: 50 });
+  await assert.rejects(slow.acquire(), rejectsWith("unavailable"));
+  // Within the next timeout, no round trip is tried: rejected at once.
+  await assert.rejects(slow.tryAcquire(), rejectsWith("unavailable"));
+  // Its acquisition may have been granted after it gave up: the cancellation
+  // that follows it gives the permit back.
+  await slow.close();
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+    ":0",
+  );
+  const patient = new RedisLimiter({ redis, name, limit: 1, timeout: 2000 });
+  delay.ms = 20;
+  await patient.run(async () => {
+    assert.equal(await patient.tryAcquire(), undefined);
+  });
+  await patient.close();
+  assert.equal(patient.stats().admitted, 1);
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+    ":0",
+  );
+  await close();
+  await proxy.close();
+});
+
+test("RedisLimiter is exact across Deno, Bun and Node processes: never more holders than the limit, every acquisition completes", async () => {
+  const name = fresh();
+  const env = {
+    REDIS_PORT: String(server.port),
+    NAME: name,
+    LIMIT: "4",
+    MODE: "exact",
+    COUNT: "150",
+    CONCURRENCY: "12",
+  };
+  const workers = await Promise.all([
+    startWorker("deno", { ...env, CLIENT: "node-redis" }),
+    startWorker("bun", { ...env, CLIENT: "bun" }),
+    startWorker("node", { ...env, CLIENT: "ioredis" }),
+  ]);
+  const results = await within(
+    60_000,
+    "the fleet",
+    Promise.all(workers.map(async (worker) => {
+      const line = await worker.line("done ");
+      return JSON.parse(line.slice(5));
+    })),
+  );
+  for (const { acquired, violations, stats } of results) {
+    assert.equal(acquired, 150);
+    assert.equal(violations, 0);
+    assert.equal(stats.admitted, 150);
+    assert.equal(stats.expired, 0);
+  }
+  // The limit was reached: the test could have caught one holder too many.
+  assert.equal(Math.max(...results.map((result) => result.most)), 4);
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+    ":0",
+  );
+  assert.equal(await command(server.port, "GET", `${name}:inside`), "$1\r\n0");
+});
+
+test("RedisLimiter reclaims the permit of a process killed with SIGKILL within its lease", async () => {
+  const name = fresh();
+  const holder = await startWorker("bun", {
+    REDIS_PORT: String(server.port),
+    NAME: name,
+    MODE: "hold",
+    HOLD_MS: "60000",
+    LEASE: "1000",
+    CLIENT: "bun",
+  });
+  await within(30_000, "the holder", holder.line("held"));
+  const { redis, close } = await clients.ioredis(server.port);
+  const limiter = new RedisLimiter({
+    redis,
+    name,
+    limit: 1,
+    queue: 1,
+    lease: 1000,
+  });
+  assert.equal(await limiter.tryAcquire(), undefined);
+  const waiting = limiter.acquire();
+  process.kill(holder.pid, "SIGKILL");
+  await holder.exited;
+  // Nobody announces a death: the lease runs out, and the next renewal or
+  // acquisition finds it.
+  const permit = await within(5000, "the reclaimed permit", waiting);
+  permit.release();
+  await limiter.close();
+  await close();
+});
+
+test("RedisLimiter: a holder frozen with SIGSTOP past its lease frees nothing of anyone else's when it releases late, and counts it", async () => {
+  const name = fresh();
+  const holder = await startWorker("node", {
+    REDIS_PORT: String(server.port),
+    NAME: name,
+    MODE: "hold",
+    HOLD_MS: "300",
+    LEASE: "600",
+    CLIENT: "node-redis",
+  });
+  await within(30_000, "the holder", holder.line("held"));
+  process.kill(holder.pid, "SIGSTOP");
+  const { redis, close } = await clients["node-redis"](server.port);
+  const options = { redis, name, limit: 1, queue: 5, lease: 600 };
+  const limiter = new RedisLimiter(options);
+  const permit = await within(
+    5000,
+    "the permit of the frozen holder",
+    limiter.acquire(),
+  );
+  process.kill(holder.pid, "SIGCONT");
+  const line = await within(
+    30_000,
+    "the late release",
+    holder.line("released "),
+  );
+  assert.equal(JSON.parse(line.slice(9)).stats.expired, 1);
+  // The late release freed nothing: the permit is still ours.
+  const other = new RedisLimiter(options);
+  assert.equal(await other.tryAcquire(), undefined);
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+    ":1",
+  );
+  permit.release();
+  await Promise.all([limiter.close(), other.close()]);
+  await close();
+});
