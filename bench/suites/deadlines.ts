@@ -427,18 +427,34 @@ export async function standingQueue(setup: Setup): Promise<Section> {
 
 // Target 4 -----------------------------------------------------------------
 
-const RETRY_SERVER = { HOLD: "25", LIMIT: "4", QUEUE: "200" };
-const RETRY_CEILING = 160;
-const THINK = 1000;
-/** 3x the ceiling when nobody waits: clients / (think + hold) = 480/s. */
-const CLIENTS = Math.round(3 * RETRY_CEILING * (THINK + 25) / 1000);
-const RETRY_SECONDS = 24;
-/** The first seconds, while the queue fills, are left out of the figures. */
-const SETTLE = 4;
-const RETRY_MODES: Record<string, Record<string, string>> = {
-  "auto": { ...RETRY_SERVER, RETRY_AFTER: "auto" },
-  "fixed 1 s": { ...RETRY_SERVER, RETRY_AFTER: "1" },
+/**
+ * Two servers: the one of deadline_goodput (its full queue drains in
+ * 1.25 s), and a slower one whose full queue drains in 4 s. Each is offered
+ * 3x its ceiling by clients whose think time and hold add up to `cycle` ms.
+ */
+const RETRY_SCENARIOS = {
+  "25 ms, limit 4, queue 200": {
+    server: { HOLD: "25", LIMIT: "4", QUEUE: "200" },
+    hold: 25,
+    ceiling: 160,
+    cycle: 1025,
+    seconds: 24,
+    settle: 6,
+  },
+  "100 ms, limit 4, queue 160": {
+    server: { HOLD: "100", LIMIT: "4", QUEUE: "160" },
+    hold: 100,
+    ceiling: 40,
+    cycle: 3000,
+    seconds: 32,
+    settle: 10,
+  },
 };
+type Scenario = (typeof RETRY_SCENARIOS)[keyof typeof RETRY_SCENARIOS];
+const RETRY_MODES = { "auto": "auto", "fixed 1 s": "1" };
+
+/** 3x the ceiling when nobody waits: clients / cycle. */
+const clientsOf = (s: Scenario) => Math.round(3 * s.ceiling * s.cycle / 1000);
 
 interface RetrySummary {
   goodput: number;
@@ -448,8 +464,8 @@ interface RetrySummary {
   errors: number;
 }
 
-function summarise(run: PopulationResult): RetrySummary {
-  const steady = run.seconds.slice(SETTLE);
+function summarise(run: PopulationResult, settle: number): RetrySummary {
+  const steady = run.seconds.slice(settle);
   const sum = (f: (s: PopulationResult["seconds"][number]) => number) =>
     steady.reduce((total, s) => total + f(s), 0);
   const attempts = sum((s) => s.attempts);
@@ -464,103 +480,94 @@ function summarise(run: PopulationResult): RetrySummary {
 
 /** Target 4: Retry-After that works. */
 export async function retryAfter(setup: Setup): Promise<Section> {
-  const result = {} as Record<
-    Runtime,
-    Record<string, { summary: RetrySummary; run: PopulationResult }>
-  >;
-  for (const runtime of RUNTIMES) {
-    result[runtime] = {};
-    for (const [mode, env] of Object.entries(RETRY_MODES)) {
-      const run = await withServer(
-        setup,
+  const json: Record<string, Record<string, Record<string, RetrySummary>>> = {};
+  const markdown: string[] = [
+    "## Retry-After that works: clients that honour it, 3x overload",
+    "",
+    "Clients of bench/_patient_client.ts, each in a loop: a request; after a 200 a think time (exponential); after a 503 a wait of what Retry-After says, then the same request again (a retry). The population offers 3x the server's ceiling when nobody waits. The first seconds of a run, while the queue fills, are left out of the figures. Charts: bench/results/retry_after_<runtime>_<n>.svg (n = 1, 2 for the scenarios below; dashed: the fixed 1 s).",
+  ];
+  let n = 0;
+  for (const [name, scenario] of Object.entries(RETRY_SCENARIOS)) {
+    n++;
+    const clients = clientsOf(scenario);
+    json[name] = {};
+    const rows: string[][] = [];
+    for (const runtime of RUNTIMES) {
+      const runs: Record<string, PopulationResult> = {};
+      const summaries: Record<string, RetrySummary> = {};
+      for (const [mode, value] of Object.entries(RETRY_MODES)) {
+        const env = { ...scenario.server, RETRY_AFTER: value };
+        runs[mode] = await withServer(
+          setup,
+          runtime,
+          env,
+          (server) =>
+            patientClient<PopulationResult>(setup, {
+              kind: "population",
+              url: `${server.url}/`,
+              seconds: scenario.seconds,
+              clients,
+              think: scenario.cycle - scenario.hold,
+            }),
+        );
+        const summary = summaries[mode] = summarise(
+          runs[mode],
+          scenario.settle,
+        );
+        console.error(
+          `bench: retry_after ${name} ${runtime} ${mode}: ${
+            fixed(summary.goodput)
+          } good/s, ${pct(summary.rejectedShare)} rejected, ${
+            fixed(summary.retriesPerSecond)
+          } retries/s`,
+        );
+      }
+      json[name][runtime] = summaries;
+      const series = Object.entries(runs).flatMap(([mode, run], i) =>
+        (["successes", "rejections", "retries"] as const).map((kind) => ({
+          name: `${mode}: ${
+            { successes: "200/s", rejections: "503/s", retries: "retries/s" }[
+              kind
+            ]
+          }`,
+          points: run.seconds.map((s, t) =>
+            [t + 1, s[kind]] as [number, number]
+          ),
+          dashed: i === 1,
+        }))
+      );
+      await Deno.writeTextFile(
+        `${setup.results}/retry_after_${runtime}_${n}.svg`,
+        lineChart(
+          `Retry-After on ${runtime}: ${name}, ${clients} clients`,
+          "second",
+          "per second",
+          series,
+        ),
+      );
+      const auto = summaries["auto"], one = summaries["fixed 1 s"];
+      rows.push([
         runtime,
-        env,
-        (server) =>
-          patientClient<PopulationResult>(setup, {
-            kind: "population",
-            url: `${server.url}/`,
-            seconds: RETRY_SECONDS,
-            clients: CLIENTS,
-            think: THINK,
-          }),
-      );
-      const summary = summarise(run);
-      result[runtime][mode] = { summary, run };
-      console.error(
-        `bench: retry_after ${runtime} ${mode}: ${
-          fixed(summary.goodput)
-        } good/s, ${pct(summary.rejectedShare)} rejected, ${
-          fixed(summary.retriesPerSecond)
-        } retries/s`,
-      );
+        `${fixed(auto.goodput)} (${fixed(auto.goodput / scenario.ceiling, 2)})`,
+        `${fixed(one.goodput)} (${fixed(one.goodput / scenario.ceiling, 2)})`,
+        `${pct(auto.rejectedShare)} / ${pct(one.rejectedShare)} (${
+          fixed(auto.rejectedShare / one.rejectedShare, 2)
+        })`,
+        `${fixed(auto.retriesPerSecond)} / ${fixed(one.retriesPerSecond)} (${
+          fixed(auto.retriesPerSecond / one.retriesPerSecond, 2)
+        })`,
+        `${fixed(auto.attemptsPerSecond)} / ${fixed(one.attemptsPerSecond)}`,
+      ]);
     }
-    const series = Object.entries(result[runtime]).flatMap(([mode, r], i) => [
-      {
-        name: `${mode}: 200/s`,
-        points: r.run.seconds.map((s, t) =>
-          [t + 1, s.successes] as [number, number]
-        ),
-        dashed: i === 1,
-      },
-      {
-        name: `${mode}: 503/s`,
-        points: r.run.seconds.map((s, t) =>
-          [t + 1, s.rejections] as [number, number]
-        ),
-        dashed: i === 1,
-      },
-      {
-        name: `${mode}: retries/s`,
-        points: r.run.seconds.map((s, t) =>
-          [t + 1, s.retries] as [number, number]
-        ),
-        dashed: i === 1,
-      },
-    ]);
-    await Deno.writeTextFile(
-      `${setup.results}/retry_after_${runtime}.svg`,
-      lineChart(
-        `Retry-After "auto" against 1 s on ${runtime}: ${CLIENTS} clients, 3x overload`,
-        "second",
-        "per second",
-        series,
-      ),
-    );
-  }
-  const rows = RUNTIMES.flatMap((runtime) => {
-    const auto = result[runtime]["auto"].summary;
-    const one = result[runtime]["fixed 1 s"].summary;
-    return [[
-      runtime,
-      `${fixed(auto.goodput)} (${fixed(auto.goodput / RETRY_CEILING, 2)})`,
-      `${fixed(one.goodput)} (${fixed(one.goodput / RETRY_CEILING, 2)})`,
-      `${pct(auto.rejectedShare)} / ${pct(one.rejectedShare)} (${
-        fixed(auto.rejectedShare / one.rejectedShare, 2)
-      })`,
-      `${fixed(auto.retriesPerSecond)} / ${fixed(one.retriesPerSecond)} (${
-        fixed(auto.retriesPerSecond / one.retriesPerSecond, 2)
-      })`,
-      `${fixed(auto.attemptsPerSecond)} / ${fixed(one.attemptsPerSecond)}`,
-    ]];
-  });
-  return {
-    key: "retry_after",
-    json: Object.fromEntries(
-      RUNTIMES.map((r) => [
-        r,
-        Object.fromEntries(
-          Object.entries(result[r]).map(([m, v]) => [m, v.summary]),
-        ),
-      ]),
-    ),
-    markdown: [
-      "## Retry-After that works: clients that honour it, 3x overload",
+    const drain = Number(scenario.server.QUEUE) * scenario.hold /
+      Number(scenario.server.LIMIT) / 1000;
+    markdown.push(
       "",
-      `${CLIENTS} clients of bench/_patient_client.ts, each in a loop: a request; after a 200 a think time (exponential, mean ${THINK} ms); after a 503 a wait of what Retry-After says, then the same request again (a retry). Offered 3x the ceiling when nobody waits (${CLIENTS} / ${
-        (THINK + 25) / 1000
-      } s = ${
-        fixed(CLIENTS / ((THINK + 25) / 1000))
-      } req/s). The server: 25 ms handler, limit 4 (ceiling ${RETRY_CEILING} req/s), queue 200. ${RETRY_SECONDS} s a run, the first ${SETTLE} s left out of the figures. Charts: bench/results/retry_after_<runtime>.svg.`,
+      `### ${n}. ${name}: ceiling ${scenario.ceiling} req/s, a full queue drains in ${drain} s`,
+      "",
+      `${clients} clients, mean think time ${
+        scenario.cycle - scenario.hold
+      } ms; ${scenario.seconds} s a run, the first ${scenario.settle} s left out.`,
       "",
       ...table([
         "runtime",
@@ -570,6 +577,7 @@ export async function retryAfter(setup: Setup): Promise<Section> {
         'retries/s: "auto" / 1 s (ratio)',
         'attempts/s: "auto" / 1 s',
       ], rows),
-    ],
-  };
+    );
+  }
+  return { key: "retry_after", json, markdown };
 }
