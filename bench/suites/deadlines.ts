@@ -38,7 +38,7 @@ import {
   values,
 } from "../_rounds.ts";
 import { type Section, table } from "../_section.ts";
-import { lineChart } from "../_svg.ts";
+import { barChart, lineChart } from "../_svg.ts";
 import { wrk } from "../_wrk.ts";
 
 /** Runs `body` with a fresh server, and stops it. */
@@ -134,6 +134,10 @@ export async function deadlineGoodput(setup: Setup): Promise<Section> {
       }),
     );
   }
+  await Deno.writeTextFile(
+    `${setup.results}/deadline_goodput.svg`,
+    goodputChart(result),
+  );
   const rows = RUNTIMES.map((runtime) => {
     const r = result[runtime];
     const fifo = r["fifo"], deadline = r["deadline"];
@@ -173,6 +177,23 @@ export async function deadlineGoodput(setup: Setup): Promise<Section> {
       ], rows),
     ],
   };
+}
+
+/** Goodput as a share of the ceiling, by runtime and mode. */
+export function goodputChart(
+  result: Record<Runtime, Record<string, { goodput: number }>>,
+): string {
+  return barChart(
+    "Goodput within 150 ms patience, x ceiling (25 ms, limit 4, queue 200, 3x)",
+    "goodput / ceiling",
+    RUNTIMES.flatMap((runtime) =>
+      Object.keys(GOODPUT_MODES).map((mode) => ({
+        label: `${runtime} ${mode.replace("deadline+adaptive", "+adaptive")}`,
+        value: result[runtime][mode].goodput / GOODPUT_CEILING,
+      }))
+    ),
+    1,
+  );
 }
 
 // Target 2 and 5 -------------------------------------------------------------
@@ -369,6 +390,10 @@ export async function standingQueue(setup: Setup): Promise<Section> {
       } served/s, p99 ${fixed(variants[name].p99)} ms`,
     );
   }
+  await Deno.writeTextFile(
+    `${setup.results}/standing_queue.svg`,
+    standingChart(result),
+  );
   const rows = RUNTIMES.map((runtime) => {
     const fifo = result[runtime]["fifo"];
     const adaptive = result[runtime]["adaptive"];
@@ -423,6 +448,23 @@ export async function standingQueue(setup: Setup): Promise<Section> {
       ),
     ],
   };
+}
+
+/** The p99 of served requests over the hold time, by runtime and order. */
+export function standingChart(
+  result: Record<Runtime, Record<string, { p99: number }>>,
+): string {
+  return barChart(
+    "Served p99 / hold time (50 ms, limit 64, queue 256, 1,024 connections)",
+    "p99 / 50 ms",
+    RUNTIMES.flatMap((runtime) =>
+      Object.keys(STANDING_MODES).map((mode) => ({
+        label: `${runtime} ${mode}`,
+        value: result[runtime][mode].p99 / 50,
+      }))
+    ),
+    2,
+  );
 }
 
 // Target 4 -----------------------------------------------------------------
