@@ -36,6 +36,7 @@ export interface Setup extends AsyncDisposable {
 const PROGRAMS = [
   "bench/_http_server.ts",
   "bench/_deadline_server.ts",
+  "bench/rejection_micro.ts",
   "bench/micro.ts",
   "bench/memory.ts",
   "bench/wrapper_call.ts",

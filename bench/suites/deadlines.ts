@@ -18,7 +18,8 @@
  * bench/results/<suite>.json and .md (and its SVG charts).
  */
 import { median } from "../../scripts/_stats.ts";
-import type { Process } from "../../scripts/_process.ts";
+import { output, type Process } from "../../scripts/_process.ts";
+import { pinned, programCommand } from "../_command.ts";
 import { type Runtime, RUNTIMES, type Setup } from "../_ensure.ts";
 import {
   patientClient,
@@ -179,6 +180,70 @@ export async function deadlineGoodput(setup: Setup): Promise<Section> {
   };
 }
 
+const MICRO_CASES = [
+  'throttle: "full"',
+  'throttle: "full", retryAfter 1',
+  'throttle: "full", with a deadline callback',
+  'throttle: "timeout" by prediction',
+  'Limiter.acquire(): "full"',
+  'Limiter.acquire(): "timeout" by prediction',
+];
+const MICRO_COMPARED: Array<[string, string]> = [
+  ['throttle: "timeout" by prediction', 'throttle: "full"'],
+  [
+    'throttle: "timeout" by prediction',
+    'throttle: "full", with a deadline callback',
+  ],
+  ['throttle: "full"', 'throttle: "full", retryAfter 1'],
+  ['Limiter.acquire(): "timeout" by prediction', 'Limiter.acquire(): "full"'],
+];
+const MICRO_ROUNDS = 3;
+
+/** bench/rejection_micro.ts on every runtime, one case a process. */
+async function rejectionMicro(
+  setup: Setup,
+): Promise<
+  Record<Runtime, Record<string, { median: number; ratio?: Spread }>>
+> {
+  const result = {} as Record<
+    Runtime,
+    Record<string, { median: number; ratio?: Spread }>
+  >;
+  for (const runtime of RUNTIMES) {
+    const { samples } = await interleave<number>({
+      modes: () => MICRO_CASES,
+      measure: async (name) => {
+        const [command, args] = pinned(
+          setup,
+          "server",
+          programCommand(setup, runtime, "rejection_micro"),
+        );
+        const text = await output(command, args, { env: { CASE: name } });
+        return JSON.parse(text)[name] as number;
+      },
+      enough: (_, n) => n >= MICRO_ROUNDS,
+      maxRounds: MICRO_ROUNDS,
+      progress: (name, round, ns) =>
+        console.error(
+          `bench: rejection_cost ${runtime} in-process ${name} round ${
+            round + 1
+          }: ${fixed(ns)} ns`,
+        ),
+    });
+    result[runtime] = Object.fromEntries(
+      MICRO_CASES.map((name) => [name, {
+        median: median(values(samples, name, (ns) => ns)),
+      }]),
+    );
+    for (const [name, base] of MICRO_COMPARED) {
+      result[runtime][name].ratio = spread(
+        ratios(samples, name, base, (ns) => ns),
+      );
+    }
+  }
+  return result;
+}
+
 /** Goodput as a share of the ceiling, by runtime and mode. */
 export function goodputChart(
   result: Record<Runtime, Record<string, { goodput: number }>>,
@@ -267,6 +332,7 @@ export async function rejectionCost(setup: Setup): Promise<Section> {
       );
     }
   }
+  const micro = await rejectionMicro(setup);
   const rows = RUNTIMES.flatMap((runtime) =>
     COMPARED.map(([mode, base, what]) => [
       runtime,
@@ -276,9 +342,18 @@ export async function rejectionCost(setup: Setup): Promise<Section> {
       formatSpread(result[runtime][mode].ratio!),
     ])
   );
+  const microRows = RUNTIMES.flatMap((runtime) =>
+    MICRO_COMPARED.map(([name, base]) => [
+      runtime,
+      name,
+      `${fixed(micro[runtime][name].median)} ns`,
+      `${fixed(micro[runtime][base].median)} ns`,
+      formatSpread(micro[runtime][name].ratio!),
+    ])
+  );
   return {
     key: "rejection_cost",
-    json: result,
+    json: { http: result, inProcess: micro },
     markdown: [
       "## What a rejection costs: server CPU per request",
       "",
@@ -291,6 +366,16 @@ export async function rejectionCost(setup: Setup): Promise<Section> {
         "baseline CPU/request",
         "ratio",
       ], rows),
+      "",
+      `In-process (bench/rejection_micro.ts, mitata, no HTTP): nanoseconds per rejected call, a fresh process per case, medians of ${MICRO_ROUNDS} interleaved rounds; the ratio to the baseline within each round: median [min, max].`,
+      "",
+      ...table([
+        "runtime",
+        "case",
+        "ns/rejection",
+        "baseline",
+        "ratio",
+      ], microRows),
     ],
   };
 }
