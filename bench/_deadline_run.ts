@@ -22,6 +22,9 @@ export interface ServerStats {
   /** Of the served requests' time in the server, ms. */
   p50: number;
   p99: number;
+  /** Of the handler's own time, ms. */
+  holdP50: number;
+  holdP99: number;
   limiter: { timedOut: number; rejected: number; admitted: number };
 }
 
