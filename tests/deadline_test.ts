@@ -552,6 +552,40 @@ test('throttle() with retryAfter "auto" sends the expected wait, spread by up to
   });
 });
 
+test('throttle() with retryAfter "auto" counts only the waiters as urgent as the rejected request', async () => {
+  await onFakeClock(async (clock) => {
+    const { handler, pending } = heldHandler();
+    const infos: RejectInfo[] = [];
+    const fetch = throttle(handler, {
+      limit: 2,
+      queue: 10,
+      priority: (request) => Number(request.headers.get("x-priority") ?? 3),
+      deadline: (request) => fromHeader(request.headers.get("x-deadline")),
+      reject: (_, info) => {
+        infos.push(info);
+        return new Response(null, { status: 503 });
+      },
+    });
+    const first = fetch(get());
+    await clock.advance(1000);
+    pending.shift()!();
+    await first;
+    fetch(get());
+    fetch(get());
+    for (let i = 0; i < 4; i++) fetch(get({ "x-priority": "7" }));
+    await flush();
+    await withRandom(0, async () => {
+      // Turned away by prediction (a deadline shorter than the hold).
+      await fetch(get({ "x-priority": "7", "x-deadline": "10" }));
+      await fetch(get({ "x-priority": "0", "x-deadline": "10" }));
+    });
+    assert.deepEqual(infos.map((i) => i.reason), ["timeout", "timeout"]);
+    // Priority 7: 2 held + 4 queued + itself - limit 2 = 5 slots to free at
+    // 2 a second (2.5 s, 3 rounded up); priority 0 waits for 1 (0.5 s, 1).
+    assert.deepEqual(infos.map((i) => i.retryAfter), [3, 1]);
+  });
+});
+
 test('throttle() with retryAfter "auto" keeps Retry-After within 1-60', async () => {
   for (const [holdMs, expected] of [[100_000, 60], [1, 1]]) {
     await onFakeClock(async (clock) => {
