@@ -197,18 +197,21 @@ const MICRO_COMPARED: Array<[string, string]> = [
   ['throttle: "full"', 'throttle: "full", retryAfter 1'],
   ['Limiter.acquire(): "timeout" by prediction', 'Limiter.acquire(): "full"'],
 ];
-const MICRO_ROUNDS = 3;
+const MICRO_ROUNDS = 5;
+
+/** The in-process cost of each case, and the ratios compared. */
+interface MicroResult {
+  /** ns per rejection, medians over the rounds. */
+  cases: Record<string, number>;
+  /** "<case> / <baseline>", round by round. */
+  ratios: Record<string, Spread>;
+}
 
 /** bench/rejection_micro.ts on every runtime, one case a process. */
 async function rejectionMicro(
   setup: Setup,
-): Promise<
-  Record<Runtime, Record<string, { median: number; ratio?: Spread }>>
-> {
-  const result = {} as Record<
-    Runtime,
-    Record<string, { median: number; ratio?: Spread }>
-  >;
+): Promise<Record<Runtime, MicroResult>> {
+  const result = {} as Record<Runtime, MicroResult>;
   for (const runtime of RUNTIMES) {
     const { samples } = await interleave<number>({
       modes: () => MICRO_CASES,
@@ -230,16 +233,20 @@ async function rejectionMicro(
           }: ${fixed(ns)} ns`,
         ),
     });
-    result[runtime] = Object.fromEntries(
-      MICRO_CASES.map((name) => [name, {
-        median: median(values(samples, name, (ns) => ns)),
-      }]),
-    );
-    for (const [name, base] of MICRO_COMPARED) {
-      result[runtime][name].ratio = spread(
-        ratios(samples, name, base, (ns) => ns),
-      );
-    }
+    result[runtime] = {
+      cases: Object.fromEntries(
+        MICRO_CASES.map((name) => [
+          name,
+          median(values(samples, name, (ns) => ns)),
+        ]),
+      ),
+      ratios: Object.fromEntries(
+        MICRO_COMPARED.map(([name, base]) => [
+          `${name} / ${base}`,
+          spread(ratios(samples, name, base, (ns) => ns)),
+        ]),
+      ),
+    };
   }
   return result;
 }
@@ -346,9 +353,11 @@ export async function rejectionCost(setup: Setup): Promise<Section> {
     MICRO_COMPARED.map(([name, base]) => [
       runtime,
       name,
-      `${fixed(micro[runtime][name].median)} ns`,
-      `${fixed(micro[runtime][base].median)} ns`,
-      formatSpread(micro[runtime][name].ratio!),
+      base,
+      `${fixed(micro[runtime].cases[name])} / ${
+        fixed(micro[runtime].cases[base])
+      } ns`,
+      formatSpread(micro[runtime].ratios[`${name} / ${base}`]),
     ])
   );
   return {
@@ -372,8 +381,8 @@ export async function rejectionCost(setup: Setup): Promise<Section> {
       ...table([
         "runtime",
         "case",
-        "ns/rejection",
         "baseline",
+        "ns/rejection: case / baseline",
         "ratio",
       ], microRows),
     ],
