@@ -731,3 +731,34 @@ test("Hono middleware takes deadline from the Context and turns away a request t
     assert.equal((await busy).status, 200);
   });
 });
+
+test("throttle() evicts no waiter for a request whose client left before it reached the gate", async () => {
+  const { handler, pending } = heldHandler();
+  const fetch = throttle(handler, {
+    limit: 1,
+    queue: 1,
+    priority: (request) => Number(request.headers.get("x-priority") ?? 3),
+  });
+  const first = fetch(get());
+  const waiting = fetch(get({ "x-priority": "7" }));
+  await flush();
+  const controller = new AbortController();
+  controller.abort();
+  const gone = await fetch(
+    new Request("http://localhost/", {
+      headers: { "x-priority": "0" },
+      signal: controller.signal,
+    }),
+  );
+  assert.equal(gone.status, 499);
+  // Nobody took its place: the waiter keeps its place in the queue.
+  assert.deepEqual(
+    { queued: fetch.stats().queued, rejected: fetch.stats().rejected },
+    { queued: 1, rejected: 0 },
+  );
+  pending.shift()!();
+  await first;
+  await flush();
+  pending.shift()!();
+  assert.equal((await waiting).status, 200);
+});
