@@ -35,6 +35,8 @@ export interface Setup extends AsyncDisposable {
 /** The programs that run on every runtime; Node runs them transpiled. */
 const PROGRAMS = [
   "bench/_http_server.ts",
+  "bench/_deadline_server.ts",
+  "bench/rejection_micro.ts",
   "bench/micro.ts",
   "bench/memory.ts",
   "bench/wrapper_call.ts",

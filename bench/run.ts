@@ -12,11 +12,19 @@
  *
  * Writes bench/results/bench.json and bench.md (bench_full.* and the SVG
  * charts for the full set). `--only <suite>` runs one suite and prints its
- * table without writing anything. bench/_ensure.ts builds and installs what
- * the suites need.
+ * table without writing anything, except the suites of deadlines
+ * (bench/suites/deadlines.ts), which run only alone and write
+ * bench/results/<suite>.json and .md. bench/_ensure.ts builds and installs
+ * what the suites need.
  */
 import { ensure, RUNTIMES } from "./_ensure.ts";
 import type { Section, Suite } from "./_section.ts";
+import {
+  deadlineGoodput,
+  rejectionCost,
+  retryAfter,
+  standingQueue,
+} from "./suites/deadlines.ts";
 import { httpOverhead } from "./suites/http_overhead.ts";
 import { memory } from "./suites/memory.ts";
 import { metrics } from "./suites/metrics.ts";
@@ -41,9 +49,19 @@ const suites: Record<string, Suite> = {
   // Only on request: it needs a redis-server (installed where missing).
   ...(only === "redis" ? { redis } : {}),
 };
+/** Run only with `--only`, and written to results of their own. */
+const standalone: Record<string, Suite> = {
+  deadline_goodput: deadlineGoodput,
+  rejection_cost: rejectionCost,
+  standing_queue: standingQueue,
+  retry_after: retryAfter,
+};
+if (only !== undefined && only in standalone) suites[only] = standalone[only];
 if (only !== undefined && !(only in suites)) {
   console.error(
-    `bench: --only takes one of ${Object.keys(suites).join(", ")}`,
+    `bench: --only takes one of ${
+      [...Object.keys(suites), ...Object.keys(standalone)].join(", ")
+    }`,
   );
   Deno.exit(2);
 }
@@ -96,6 +114,12 @@ if (only === undefined) {
     JSON.stringify(report, null, 2) + "\n",
   );
   await Deno.writeTextFile(`${setup.results}/${name}.md`, md);
+} else if (only in standalone) {
+  await Deno.writeTextFile(
+    `${setup.results}/${only}.json`,
+    JSON.stringify(report, null, 2) + "\n",
+  );
+  await Deno.writeTextFile(`${setup.results}/${only}.md`, md);
 }
 console.log(md);
 
