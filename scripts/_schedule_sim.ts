@@ -161,7 +161,7 @@ class VirtualClock {
 
 /** Lets the promise reactions of everything done at this instant run. */
 async function settle(): Promise<void> {
-  for (let i = 0; i < 4; i++) await undefined;
+  for (let i = 0; i < 2; i++) await undefined;
 }
 
 /**
@@ -174,7 +174,11 @@ export async function simulate(scenario: Scenario): Promise<SimResult> {
     setTimeout: globalThis.setTimeout,
     clearTimeout: globalThis.clearTimeout,
     now: performance.now,
+    stackTraceLimit: Error.stackTraceLimit,
   };
+  // Most requests of an overload are turned away, each with an error whose
+  // stack nobody reads: without it the simulation runs several times faster.
+  Error.stackTraceLimit = 0;
   Object.assign(globalThis, {
     setTimeout: clock.setTimeout,
     clearTimeout: clock.clearTimeout,
@@ -188,6 +192,7 @@ export async function simulate(scenario: Scenario): Promise<SimResult> {
       clearTimeout: real.clearTimeout,
     });
     performance.now = real.now;
+    Error.stackTraceLimit = real.stackTraceLimit;
   }
 }
 

@@ -56,21 +56,28 @@ test("with flow set to the client, nine light clients get their demand beside a 
   assert.ok(worst(lights(today), "p99Wait") > 2 * HOLD);
 });
 
-for (
-  const [queue, arrivals] of [[32, "poisson"], [0, "even"]] as const
-) {
-  test(`with queue ${queue} and headroom 0.25 (${arrivals} arrivals), priority 0 is served in full under 3x overload and priority 7 takes the rejections`, async () => {
-    const result = await simulate(priorityScenario(queue, { arrivals }));
-    const { urgent, batch } = result.byName;
-    const rejections = urgent.rejected + urgent.timedOut + batch.rejected +
-      batch.timedOut;
-    const onBatch = (batch.rejected + batch.timedOut) / rejections;
+/** Priority 0's figures, and the share of the rejections on priority 7. */
+function priorityFigures(result: SimResult) {
+  const { urgent, batch } = result.byName;
+  const lost = (c: ClientFigures) => c.rejected + c.timedOut;
+  return {
+    urgent,
+    onBatch: lost(batch) / (lost(batch) + lost(urgent)),
+  };
+}
+
+for (const queue of [32, 0]) {
+  test(`with queue ${queue} and headroom 0.25, priority 0 arriving evenly is served in full under 3x overload and priority 7 takes the rejections`, async () => {
+    const result = await simulate(
+      priorityScenario(queue, { arrivals: "even" }),
+    );
+    const { urgent, onBatch } = priorityFigures(result);
     console.log(
-      `priority (queue ${queue}, ${arrivals}): priority 0 goodput ${
+      `priority (queue ${queue}, even arrivals): priority 0 goodput ${
         fixed(urgent.goodput)
       }, p99 wait ${fixed(urgent.p99Wait)} ms; rejections on priority 7 ${
         fixed(onBatch)
-      }; priority 7 goodput ${fixed(batch.goodput)}`,
+      }`,
     );
     assert.ok(urgent.goodput >= 0.99, `goodput ${urgent.goodput}`);
     assert.ok(urgent.p99Wait <= 2 * HOLD, `p99 wait ${urgent.p99Wait}`);
@@ -78,6 +85,33 @@ for (
     assert.ok(result.maxActive <= 8);
   });
 }
+
+// Poisson arrivals at 90% of the capacity queue up now and then whoever is
+// served: priority 0 alone would wait over 20 ms at p99 on some seeds. So
+// the flood of priority 7 is measured by what it adds to that.
+test("with queue 32, a flood of priority 7 adds at most one hold to the p99 wait of priority 0 arriving at random, and takes the rejections", async () => {
+  for (const seed of [1, 2, 3]) {
+    const scenario = priorityScenario(32, { seed });
+    const { urgent, onBatch } = priorityFigures(await simulate(scenario));
+    const alone = await simulate({
+      ...scenario,
+      clients: scenario.clients.filter((c) => c.name === "urgent"),
+    });
+    console.log(
+      `priority (queue 32, poisson, seed ${seed}): priority 0 goodput ${
+        fixed(urgent.goodput)
+      }, p99 wait ${fixed(urgent.p99Wait)} ms (${
+        fixed(alone.byName.urgent.p99Wait)
+      } ms alone); rejections on priority 7 ${fixed(onBatch)}`,
+    );
+    assert.ok(urgent.goodput >= 0.99, `goodput ${urgent.goodput}`);
+    assert.ok(
+      urgent.p99Wait <= alone.byName.urgent.p99Wait + HOLD,
+      `p99 wait ${urgent.p99Wait}`,
+    );
+    assert.ok(onBatch >= 0.99, `share of rejections on 7: ${onBatch}`);
+  }
+});
 
 for (const flows of [false, true]) {
   test(
