@@ -26,7 +26,7 @@ async function worstOver(
   figure: (result: SimResult) => Record<string, number>,
   worse: Record<string, "min" | "max">,
 ): Promise<Record<string, number>> {
-  const all = [];
+  const all: Record<string, number>[] = [];
   for (const seed of SEEDS) all.push(figure(await simulate(make(seed))));
   return Object.fromEntries(
     Object.entries(worse).map(([name, how]) => [
