@@ -14,6 +14,10 @@
  *   stream-body    the same behind throttle() with release: "body"
  *   slow-raw       50 ms of waiting, then 16 KiB
  *   slow-throttled the same behind throttle({ limit: 64 })
+ *   prioritized    hello behind throttle() with priority, flow and weight
+ *                  callbacks on every request, the limit never reached
+ *   fair-none      10 ms of waiting behind throttle({ limit: 8, queue: 64 })
+ *   fair-flow      the same with flow: the x-client header
  *
  * The handler goes to the server as it is, as a user passes it:
  * `Deno.serve(handler)`, `Bun.serve({ fetch: handler })` and, on Node,
@@ -38,6 +42,10 @@ const slow = async () => {
   await new Promise((resolve) => setTimeout(resolve, 50));
   return new Response(body);
 };
+const tenMs = async () => {
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  return new Response("done");
+};
 const held = new Limiter({ limit: 1 });
 held.tryAcquire();
 
@@ -61,6 +69,18 @@ const handlers: Record<string, Handler> = {
   "stream-body": throttle(stream, { limit: 1000, release: "body" }),
   "slow-raw": slow,
   "slow-throttled": throttle(slow, { limit: 64 }),
+  "prioritized": throttle(hello, {
+    limit: 1000,
+    priority: (request) => request.method === "GET" ? 1 : 5,
+    flow: (request) => request.headers.get("user-agent") ?? "anonymous",
+    weight: (request) => request.method === "GET" ? 1 : 2,
+  }),
+  "fair-none": throttle(tenMs, { limit: 8, queue: 64 }),
+  "fair-flow": throttle(tenMs, {
+    limit: 8,
+    queue: 64,
+    flow: (request) => request.headers.get("x-client") ?? "anonymous",
+  }),
 };
 const handler = handlers[process.env.MODE ?? "raw"];
 if (!handler) throw new Error(`unknown MODE ${process.env.MODE}`);

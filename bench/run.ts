@@ -8,7 +8,8 @@
  *                          forwarding, HTTP overhead, overload at 1,024
  *                          connections
  *   deno task bench:full   all of it: more rounds, overload from 64 to 4,096
- *                          connections, the nginx comparison and the charts
+ *                          connections, the nginx comparison, fairness over
+ *                          HTTP and the charts
  *
  * Writes bench/results/bench.json and bench.md (bench_full.* and the SVG
  * charts for the full set). `--only <suite>` runs one suite and prints its
@@ -17,6 +18,7 @@
  */
 import { ensure, RUNTIMES } from "./_ensure.ts";
 import type { Section, Suite } from "./_section.ts";
+import { fairness } from "./suites/fairness.ts";
 import { httpOverhead } from "./suites/http_overhead.ts";
 import { memory } from "./suites/memory.ts";
 import { micro } from "./suites/micro.ts";
@@ -35,6 +37,8 @@ const suites: Record<string, Suite> = {
   http_overhead: httpOverhead,
   overload,
   ...(full ? { nginx } : {}),
+  // Its own task (deno task bench:fairness), and part of the full set.
+  ...(full || only === "fairness" ? { fairness } : {}),
 };
 if (only !== undefined && !(only in suites)) {
   console.error(
