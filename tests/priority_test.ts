@@ -16,6 +16,8 @@ import {
   throttle,
   type ThrottleOptions,
 } from "../mod.ts";
+import { Hono } from "hono";
+import { throttle as honoThrottle } from "../hono.ts";
 import { deferred, settledHeap, tick } from "./_helpers.ts";
 import { random } from "../scripts/_simulator.ts";
 
@@ -557,3 +559,39 @@ for (
     },
   );
 }
+
+test("the Hono middleware gives the priority and flow callbacks the Context, so a route can decide", async () => {
+  const gate = deferred();
+  const served: string[] = [];
+  const limit = honoThrottle({
+    limit: 1,
+    queue: 10,
+    priority: (c) => c.req.path.startsWith("/checkout") ? 0 : 7,
+    flow: (c) => c.req.header("x-client") ?? "anonymous",
+  });
+  const app = new Hono().use(limit).get("/*", async (c) => {
+    served.push(`${c.req.path} ${c.req.header("x-client") ?? ""}`.trim());
+    if (served.length === 1) await gate.promise;
+    return c.text("ok");
+  });
+  const as = (client: string) => ({ headers: { "x-client": client } });
+  const answers = [
+    app.request("/first"),
+    app.request("/batch", as("a")),
+    app.request("/batch", as("a")),
+    app.request("/batch", as("b")),
+    app.request("/checkout"),
+  ];
+  await tick();
+  gate.resolve();
+  for (const answer of await Promise.all(answers)) {
+    assert.equal(answer.status, 200);
+  }
+  assert.deepEqual(served, [
+    "/first",
+    "/checkout",
+    "/batch a",
+    "/batch b",
+    "/batch a",
+  ]);
+});
