@@ -89,7 +89,7 @@ export async function micro(setup: Setup): Promise<Section> {
     markdown: [
       "## Microbenchmark (ns)",
       "",
-      `Uncontended: time one acquire + release adds to an async no-op, and that time over what a bare counter adds. Contended: time per task, 1,000 tasks sharing 8 permits, and how many times faster floodgate is; with 16 flows and 3 priorities, `priority`, `flow` and `weight` are set on every task, the time is also given over the plain limiter's, and p-queue runs with priorities. Medians of ${ROUNDS} interleaved rounds.`,
+      `Uncontended: time one acquire + release adds to an async no-op, and that time over what a bare counter adds. Contended: time per task, 1,000 tasks sharing 8 permits, and how many times faster floodgate is; with 16 flows and 3 priorities, \`priority\`, \`flow\` and \`weight\` are set on every task, the time is also given over the plain limiter's, and p-queue runs with priorities. Medians of ${ROUNDS} interleaved rounds.`,
       "",
       ...table(["", ...RUNTIMES], rows),
     ],
