@@ -15,7 +15,9 @@
  *   slow-raw       50 ms of waiting, then 16 KiB
  *   slow-throttled the same behind throttle({ limit: 64 })
  *   prioritized    hello behind throttle() with priority, flow and weight
- *                  callbacks on every request, the limit never reached
+ *                  callbacks on every request (they read nothing of the
+ *                  request, which costs what it costs without floodgate),
+ *                  the limit never reached
  *   fair-none      10 ms of waiting behind throttle({ limit: 8, queue: 64 })
  *   fair-flow      the same with flow: the x-client header
  *
@@ -47,6 +49,8 @@ const tenMs = async () => {
   return new Response("done");
 };
 const held = new Limiter({ limit: 1 });
+const FLOWS = Array.from({ length: 8 }, (_, i) => `tenant-${i}`);
+let served = 0;
 held.tryAcquire();
 
 type Handler = (
@@ -71,9 +75,9 @@ const handlers: Record<string, Handler> = {
   "slow-throttled": throttle(slow, { limit: 64 }),
   "prioritized": throttle(hello, {
     limit: 1000,
-    priority: (request) => request.method === "GET" ? 1 : 5,
-    flow: (request) => request.headers.get("user-agent") ?? "anonymous",
-    weight: (request) => request.method === "GET" ? 1 : 2,
+    priority: () => (served = (served + 1) & 7),
+    flow: () => FLOWS[served],
+    weight: () => 1 + (served & 1),
   }),
   "fair-none": throttle(tenMs, { limit: 8, queue: 64 }),
   "fair-flow": throttle(tenMs, {
