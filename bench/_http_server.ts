@@ -18,6 +18,12 @@
  *                  cost is the counting on each request)
  *   otel           throttled, recorded by instrument() into a real
  *                  MeterProvider of @opentelemetry/sdk-metrics
+ *   prioritized    hello behind throttle() with priority, flow and weight
+ *                  callbacks on every request (they read nothing of the
+ *                  request, which costs what it costs without floodgate),
+ *                  the limit never reached
+ *   fair-none      10 ms of waiting behind throttle({ limit: 8, queue: 64 })
+ *   fair-flow      the same with flow: the x-client header
  *
  * The handler goes to the server as it is, as a user passes it:
  * `Deno.serve(handler)`, `Bun.serve({ fetch: handler })` and, on Node,
@@ -44,7 +50,13 @@ const slow = async () => {
   await new Promise((resolve) => setTimeout(resolve, 50));
   return new Response(body);
 };
+const tenMs = async () => {
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  return new Response("done");
+};
 const held = new Limiter({ limit: 1 });
+const FLOWS = Array.from({ length: 8 }, (_, i) => `tenant-${i}`);
+let served = 0;
 held.tryAcquire();
 
 type Handler = (
@@ -67,6 +79,18 @@ const handlers: Record<string, Handler> = {
   "stream-body": throttle(stream, { limit: 1000, release: "body" }),
   "slow-raw": slow,
   "slow-throttled": throttle(slow, { limit: 64 }),
+  "prioritized": throttle(hello, {
+    limit: 1000,
+    priority: () => (served = (served + 1) & 7),
+    flow: () => FLOWS[served],
+    weight: () => 1 + (served & 1),
+  }),
+  "fair-none": throttle(tenMs, { limit: 8, queue: 64 }),
+  "fair-flow": throttle(tenMs, {
+    limit: 8,
+    queue: 64,
+    flow: (request) => request.headers.get("x-client") ?? "anonymous",
+  }),
 };
 if (process.env.MODE === "prometheus") {
   const observed = throttle(hello, { limit: 1000 });

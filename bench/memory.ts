@@ -1,6 +1,7 @@
 /**
  * Heap bytes per queued waiter (with and without an AbortSignal) and per
- * live key, and a check that a waiter keeps nothing alive that its caller
+ * live key, what a million distinct flows that queued and left leave on the
+ * heap, and a check that a waiter keeps nothing alive that its caller
  * does not hold: once granted and released, a limiter whose caller kept
  * only the AbortSignal must be collectable. Prints one JSON line.
  *
@@ -53,6 +54,28 @@ async function perKey(): Promise<number> {
   return (after - before) / N;
 }
 
+/**
+ * Heap bytes over the baseline after a million distinct flows (over eight
+ * priorities) queued behind a held permit and were served, 1,000 at a time.
+ */
+async function afterMillionFlows(): Promise<number> {
+  const limiter = new Limiter({ limit: 1, queue: Infinity });
+  const noop = () => {};
+  const batch = async (from: number) => {
+    const holder = limiter.tryAcquire()!;
+    const runs = [];
+    for (let i = from; i < from + 1000; i++) {
+      runs.push(limiter.run(noop, { flow: `flow-${i}`, priority: i % 8 }));
+    }
+    holder.release();
+    await Promise.all(runs);
+  };
+  for (let from = 0; from < 20_000; from += 1000) await batch(from);
+  const before = await settledHeap();
+  for (let from = 20_000; from < 1_020_000; from += 1000) await batch(from);
+  return (await settledHeap()) - before;
+}
+
 /** Whether a released waiter's limiter can be collected while its signal lives. */
 async function nothingKeptAlive(): Promise<boolean> {
   const controller = new AbortController();
@@ -74,6 +97,7 @@ console.log(JSON.stringify({
   waiter: await perWaiter(false),
   waiterWithSignal: await perWaiter(true),
   key: await perKey(),
+  millionFlows: await afterMillionFlows(),
   releasedWaiterKeepsNothing: await nothingKeptAlive(),
   heapUsed: process.memoryUsage().heapUsed,
 }));

@@ -2,7 +2,9 @@
  * Microbenchmark of the counting primitive, with mitata: the time one
  * acquire + release adds to an async no-op when nothing waits, and the time
  * per task when 1,000 tasks share 8 permits; floodgate's Limiter against a
- * bare counter and the well-known promise limiters, in one run. Prints one
+ * bare counter and the well-known promise limiters, in one run. The
+ * contended case also runs with `priority`, `flow` and `weight` set on every
+ * task (16 flows, 3 priorities), against p-queue with priorities. Prints one
  * JSON line: nanoseconds per operation, medians.
  *
  * Runs on Deno and Bun as it is (`deno run -A bench/micro.ts`,
@@ -61,6 +63,8 @@ const sema = new Sema(8);
 const queue = new PQueue({ concurrency: 8 });
 
 const TASKS = 1000;
+const FLOWS = Array.from({ length: 16 }, (_, i) => `tenant-${i}`);
+const PRIORITIES = [0, 3, 7];
 const contended: Record<string, () => Promise<unknown>> = {
   "floodgate run": () => {
     const l = new Limiter({ limit: 8, queue: Infinity });
@@ -84,6 +88,25 @@ const contended: Record<string, () => Promise<unknown>> = {
   "p-queue": () => {
     const q = new PQueue({ concurrency: 8 });
     return Promise.all(Array.from({ length: TASKS }, () => q.add(yielding)));
+  },
+  "floodgate run, 16 flows, 3 priorities": () => {
+    const l = new Limiter({ limit: 8, queue: Infinity });
+    return Promise.all(
+      Array.from({ length: TASKS }, (_, i) =>
+        l.run(yielding, {
+          priority: PRIORITIES[i % 3],
+          flow: FLOWS[i % 16],
+          weight: 1,
+        })),
+    );
+  },
+  "p-queue, 3 priorities": () => {
+    const q = new PQueue({ concurrency: 8 });
+    return Promise.all(
+      Array.from({ length: TASKS }, (_, i) =>
+        // p-queue runs the highest number first.
+        q.add(yielding, { priority: 7 - PRIORITIES[i % 3] })),
+    );
   },
 };
 

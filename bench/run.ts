@@ -8,7 +8,8 @@
  *                          forwarding, HTTP overhead, overload at 1,024
  *                          connections, metrics overhead
  *   deno task bench:full   all of it: more rounds, overload from 64 to 4,096
- *                          connections, the nginx comparison and the charts
+ *                          connections, the nginx comparison, fairness over
+ *                          HTTP and the charts
  *
  * Writes bench/results/bench.json and bench.md (bench_full.* and the SVG
  * charts for the full set). `--only <suite>` runs one suite and prints its
@@ -25,6 +26,7 @@ import {
   retryAfter,
   standingQueue,
 } from "./suites/deadlines.ts";
+import { fairness } from "./suites/fairness.ts";
 import { httpOverhead } from "./suites/http_overhead.ts";
 import { memory } from "./suites/memory.ts";
 import { metrics } from "./suites/metrics.ts";
@@ -48,6 +50,8 @@ const suites: Record<string, Suite> = {
   ...(full ? { nginx } : {}),
   // Only on request: it needs a redis-server (installed where missing).
   ...(only === "redis" ? { redis } : {}),
+  // Its own task (deno task bench:fairness), and part of the full set.
+  ...(full || only === "fairness" ? { fairness } : {}),
 };
 /** Run only with `--only`, and written to results of their own. */
 const standalone: Record<string, Suite> = {

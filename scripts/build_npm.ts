@@ -166,6 +166,8 @@ for (
     "scripts/_heap.ts",
     "scripts/_process.ts",
     "scripts/_simulator.ts",
+    "scripts/_schedule_sim.ts",
+    "scripts/_stats.ts",
   ]
 ) {
   await transpileBesideBuild(root, shared);

@@ -22,7 +22,7 @@ import { type Section, table } from "../_section.ts";
 import { barChart } from "../_svg.ts";
 
 /** Measured in every round: the ratio that decides when to stop, and the noise. */
-const HEADLINE = ["raw", "throttled", "raw-again"];
+const HEADLINE = ["raw", "throttled", "prioritized", "raw-again"];
 /** Measured in the first rounds only. */
 const OTHERS = [
   "keyed",
@@ -34,7 +34,7 @@ const OTHERS = [
 ];
 const MODES = [...HEADLINE, ...OTHERS];
 /** Also measured at the same time as raw, every round. */
-const SAME_TIME = ["throttled", "raw-again"];
+const SAME_TIME = ["throttled", "prioritized", "raw-again"];
 const CONNECTIONS = 64;
 const TARGET_WIDTH = 0.03;
 
@@ -125,7 +125,7 @@ export async function httpOverhead(setup: Setup): Promise<Section> {
         "Throttled req/s over raw req/s (hello world, limit not reached)",
         "x raw",
         RUNTIMES.flatMap((r) =>
-          ["throttled", "keyed", "queued"].map((mode) => {
+          ["throttled", "prioritized", "keyed", "queued"].map((mode) => {
             const { median, low, high } = result[r].modes[mode].throughputRatio;
             return { label: `${r} ${mode}`, value: median, low, high };
           })
@@ -167,7 +167,7 @@ function markdown(
     "",
     `Each cell: the median over rounds, then the median of the per-round ratios to the raw server serving \`new Response("hello")\` (for the streams, bytes per second relative to the raw stream) and, in brackets, that median's 95% confidence interval. Each round starts a fresh server per mode, warms them up, then measures ${plan.slices} slices of 1 s per mode in an order and its reverse (raw, throttled, ..., throttled, raw), starting from the other end the next round; the rounds go on until the interval of \`throttled\` is narrower than ${
       TARGET_WIDTH * 100
-    }% or ${plan.maxRounds} rounds. Servers get the handler as a user passes it: \`Deno.serve(handler)\`, \`Bun.serve({ fetch: handler })\`, \`serve({ fetch: handler })\` of @hono/node-server. \`raw-again\` is the raw server measured a second time: its distance from 1.00 is the noise of the run. The server CPU share is the server's CPU time over the time measured: well below 1, the load generator (or something else on the machine) set the pace, not the server, and CPU per request is the figure to read.`,
+    }% or ${plan.maxRounds} rounds. Servers get the handler as a user passes it: \`Deno.serve(handler)\`, \`Bun.serve({ fetch: handler })\`, \`serve({ fetch: handler })\` of @hono/node-server. \`prioritized\` sets \`priority\`, \`flow\` and \`weight\` callbacks on every request. \`raw-again\` is the raw server measured a second time: its distance from 1.00 is the noise of the run. The server CPU share is the server's CPU time over the time measured: well below 1, the load generator (or something else on the machine) set the pace, not the server, and CPU per request is the figure to read.`,
     "",
     rounds + ".",
     "",

@@ -9,6 +9,10 @@ const ROWS: Array<[key: string, label: string]> = [
   ["waiterWithSignal", "per queued waiter with an AbortSignal (the listener)"],
   ["key", "per live key"],
   [
+    "millionFlows",
+    "over the baseline after 1,000,000 distinct flows queued and left",
+  ],
+  [
     "releasedWaiterKeepsNothing",
     "a released waiter keeps its limiter alive through the caller's signal",
   ],
