@@ -107,20 +107,39 @@ function checkAskCallbacks<S, A extends unknown[]>(
   const weight = checkSynchronous<Callback<S, A>>("weight", given.weight);
   const deadline = checkSynchronous<Callback<S, A>>("deadline", given.deadline);
   if (!priority && !flow && !weight && !deadline) return undefined;
-  return (subject, ...rest) => ({
-    priority: priority
-      ? checkReturned(checkPriority, "priority", priority(subject, ...rest))
-      : 3,
-    flow: flow
-      ? checkReturned(checkFlow, "flow", flow(subject, ...rest))
-      : undefined,
-    weight: weight
-      ? checkReturned(checkWeight, "weight", weight(subject, ...rest))
-      : 1,
-    deadline: deadline
-      ? checkReturned(checkDeadline, "deadline", deadline(subject, ...rest))
-      : Infinity,
-  });
+  // The common values pass a plain test; the checks run only to explain a
+  // bad one.
+  return (subject, ...rest) => {
+    let p: unknown = 3, f: unknown, w: unknown = 1, d: unknown = Infinity;
+    if (priority !== undefined) {
+      p = priority(subject, ...rest);
+      if (!(Number.isInteger(p) && (p as number) >= 0 && (p as number) <= 7)) {
+        p = checkReturned(checkPriority, "priority", p);
+      }
+    }
+    if (flow !== undefined) {
+      f = flow(subject, ...rest);
+      if (typeof f !== "string") f = checkReturned(checkFlow, "flow", f);
+    }
+    if (weight !== undefined) {
+      w = weight(subject, ...rest);
+      if (!(Number.isInteger(w) && (w as number) >= 1)) {
+        w = checkReturned(checkWeight, "weight", w);
+      }
+    }
+    if (deadline !== undefined) {
+      d = deadline(subject, ...rest);
+      if (!(typeof d === "number" && d >= 0)) {
+        d = checkReturned(checkDeadline, "deadline", d);
+      }
+    }
+    return {
+      priority: p as number,
+      flow: f as string | undefined,
+      weight: w as number,
+      deadline: d as number,
+    };
+  };
 }
 
 /** An async function would answer with a promise, which a gate cannot wait for. */
