@@ -683,18 +683,32 @@ export class Slots {
     }, step);
   }
 
+  /** Lets every waiter of an aborted signal go. */
+  #abortAll(watch: AbortWatch, signal: AbortSignal): void {
+    for (const waiter of [...watch.waiters]) {
+      if (!this.#abandon(waiter)) continue;
+      this.#aborted++;
+      this.#reportWaiter("aborted", waiter); // observe
+      waiter.fail(signal.reason);
+    }
+  }
+
   /** The watch of the waiters that share `signal`, made on first use. */
   #watch(signal: AbortSignal): AbortWatch {
     const watches = this.#watches ??= new WeakMap();
     let watch = watches.get(signal);
     if (watch === undefined) {
       const onAbort = () => {
-        for (const waiter of [...watch!.waiters]) {
-          if (!this.#abandon(waiter)) continue;
-          this.#aborted++;
-          this.#reportWaiter("aborted", waiter); // observe
-          waiter.fail(signal.reason);
+        // Every waiter of the signal leaves before anyone is granted: a
+        // grant in between could go to one of them.
+        const granting = this.#granting;
+        this.#granting = true;
+        try {
+          this.#abortAll(watch!, signal);
+        } finally {
+          this.#granting = granting;
         }
+        if (!granting && this.#waiters.size !== 0) this.#grantWaiters();
       };
       watch = new AbortWatch(
         signal,

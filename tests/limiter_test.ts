@@ -549,3 +549,16 @@ test("Limiter keeps a static limit that an algorithm's update switched to", () =
   limiter.tryAcquire()!.release();
   assert.equal(limiter.limit, 3);
 });
+
+test("Limiter grants no waiter whose shared signal aborted, even one a leaving waiter held back", async () => {
+  const limiter = new Limiter({ limit: 2, queue: 10 });
+  limiter.tryAcquire();
+  const controller = new AbortController();
+  const wide = limiter.acquire({ weight: 2, signal: controller.signal });
+  const narrow = limiter.acquire({ weight: 1, signal: controller.signal });
+  controller.abort(new Error("gone"));
+  const outcomes = await Promise.allSettled([wide, narrow]);
+  assert.deepEqual(outcomes.map((o) => o.status), ["rejected", "rejected"]);
+  assert.equal(limiter.active, 1);
+  assert.equal(limiter.stats().aborted, 2);
+});
