@@ -20,7 +20,8 @@ export function show(value: unknown): string {
   }
 }
 
-function fail(
+/** Throws the error of an option that got a bad value. */
+export function fail(
   ErrorType: typeof TypeError | typeof RangeError,
   name: string,
   expected: string,

@@ -1,7 +1,9 @@
+import { askOf } from "./_ask.ts";
 import {
   checkDuration,
   checkInteger,
   checkOptionsObject,
+  fail,
   show,
 } from "./_options.ts";
 import { adapterOf, type RedisAdapter } from "./_redis_client.ts";
@@ -140,17 +142,6 @@ function hashes(): Promise<Record<string, string>> {
     ),
   ).then(Object.fromEntries);
   return hashed;
-}
-
-function fail(
-  ErrorType: typeof TypeError | typeof RangeError,
-  name: string,
-  expected: string,
-  value: unknown,
-): never {
-  throw new ErrorType(
-    `floodgate: option "${name}" must be ${expected}, got ${show(value)}`,
-  );
 }
 
 /**
@@ -785,18 +776,6 @@ function checkAcquireOptions(
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     fail(TypeError, "signal", "an AbortSignal", signal);
   }
-  const given = options as Record<string, unknown>;
-  if (given.priority !== undefined) {
-    checkInteger("priority", given.priority, { min: 0, max: 7 });
-  }
-  if (given.weight !== undefined) {
-    checkInteger("weight", given.weight, { min: 1 });
-  }
-  if (given.flow !== undefined && typeof given.flow !== "string") {
-    fail(TypeError, "flow", "a string", given.flow);
-  }
-  return {
-    signal,
-    deadline: checkDuration("deadline", options.deadline, Infinity),
-  };
+  // Checked as the in-process limiter checks them; only the deadline counts.
+  return { signal, deadline: askOf(options).deadline };
 }
