@@ -220,12 +220,15 @@ export function gate<
     if (reason !== undefined) {
       return turnAway(subject, ask, { reason, slots, key });
     }
-    const granted = new Promise<Hold>((resolve, reject) =>
+    const offered = new Promise<Hold>((resolve, reject) =>
       slots.enqueue(new Waiter(resolve, reject), request.signal, ask)
     );
-    return granted.then(
-      (hold) => {
-        if (slots.claim(hold)) return admitted(slots, hold, key, request, rest);
+    return offered.then(
+      (granted) => {
+        const hold = slots.claim(granted);
+        if (hold !== undefined) {
+          return admitted(slots, hold, key, request, rest);
+        }
         // Withdrawn before it was claimed: start over.
         return enter(slots, key, subject, ask, request, rest);
       },

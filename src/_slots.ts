@@ -76,10 +76,16 @@ const TICK = 100;
  */
 const CLAIM_WINDOW = 250;
 
-/** A slot granted from the queue in workerd, until its waiter claims it. */
+/**
+ * A slot granted from the queue in workerd, until its waiter claims it. It
+ * is reported (observe) when claimed, or as aborted when withdrawn.
+ */
 interface Offer extends Hold {
   /** When an event first saw it unclaimed; 0 until then. */
   seen: number;
+  /** Ms its waiter spent in the queue. */
+  readonly wait: number;
+  readonly priority: number;
 }
 
 /** The algorithms whose error was reported already. */
@@ -391,15 +397,21 @@ export class Slots {
   }
 
   /**
-   * Takes a slot granted from the queue, from the waiter's own context.
-   * Returns `false` when the grant was withdrawn meanwhile (in workerd, after
-   * it stayed unclaimed too long): the caller must acquire again.
+   * Takes a slot granted from the queue, from the waiter's own context, and
+   * returns the hold to use. Returns `undefined` when the grant was withdrawn
+   * meanwhile (in workerd, after it stayed unclaimed too long): the caller
+   * must acquire again.
    */
-  claim(hold: Hold): boolean {
-    if (!IN_WORKERD || this.#offers!.delete(hold as Offer)) return true;
+  claim(hold: Hold): Hold | undefined {
+    if (!IN_WORKERD) return hold;
+    const offer = hold as Offer;
+    if (this.#offers!.delete(offer)) {
+      return this.#reporter?.admitted(offer, offer.wait, offer.priority) ??
+        offer;
+    }
     // Counted as aborted when withdrawn; the waiter was alive after all.
     this.#aborted--;
-    return false;
+    return undefined;
   }
 
   /**
@@ -604,17 +616,21 @@ export class Slots {
       this.#waiters.take(waiter);
       this.#left();
       waiter.stopWaiting();
-      let hold = this.#take(taken, true);
-      // observe
-      if (this.#reporter !== undefined) {
+      const hold = this.#take(taken, true);
+      if (IN_WORKERD) {
         const wait = performance.now() - waiter.queuedAt;
-        hold = this.#reporter.admitted(hold, wait, waiter.priority);
-      }
-      if (!IN_WORKERD) waiter.grant(hold);
-      else {
-        const offer: Offer = { ...hold, seen: 0 };
+        const offer: Offer = {
+          ...hold,
+          seen: 0,
+          wait,
+          priority: waiter.priority,
+        };
         (this.#offers ??= new Set()).add(offer);
         waiter.grant(offer);
+      } else if (this.#reporter === undefined) waiter.grant(hold);
+      else { // observe
+        const wait = performance.now() - waiter.queuedAt;
+        waiter.grant(this.#reporter.admitted(hold, wait, waiter.priority));
       }
     }
   }
@@ -662,6 +678,7 @@ export class Slots {
         this.#active -= offer.weight;
         this.#admitted--;
         this.#aborted++;
+        this.#reporter?.rejected("aborted", offer.wait, offer.priority);
         withdrawn = true;
       }
     }

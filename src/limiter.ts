@@ -425,9 +425,10 @@ export class Limiter {
         slots.enqueue(new Waiter(grant, reject), signal, ask);
       });
     }
-    return queue(slots, signal, ask).then((hold) =>
-      slots.claim(hold) ? new LimiterPermit(slots, hold) : this.acquire(options)
-    );
+    return queue(slots, signal, ask).then((granted) => {
+      const hold = slots.claim(granted);
+      return hold ? new LimiterPermit(slots, hold) : this.acquire(options);
+    });
   }
 
   /**
@@ -453,9 +454,10 @@ export class Limiter {
       const hold = slots.acquireNow(ask);
       if (hold !== undefined) return runHeld(slots, hold, fn);
     }
-    return queue(slots, signal, ask).then((hold) =>
-      slots.claim(hold) ? runHeld(slots, hold, fn) : this.run(fn, options)
-    );
+    return queue(slots, signal, ask).then((granted) => {
+      const hold = slots.claim(granted);
+      return hold ? runHeld(slots, hold, fn) : this.run(fn, options);
+    });
   }
 
   /**

@@ -57,10 +57,29 @@ interface Stats {
   active: number;
   admitted: number;
   rejected: number;
+  timedOut: number;
+  aborted: number;
 }
 
 async function stats(url: string): Promise<Stats> {
   return await (await fetch(`${url}/stats`)).json();
+}
+
+/**
+ * Checks that a queued Worker is idle and that its observer's events agree
+ * with its stats (an offer withdrawn in workerd counts as aborted in both).
+ */
+async function assertIdleAndReported(url: string) {
+  const after = await stats(url) as Stats & {
+    queued: number;
+    events: { admitted: number; rejected: number; released: number };
+  };
+  assert.deepEqual([after.active, after.queued], [0, 0]);
+  assert.deepEqual(after.events, {
+    admitted: after.admitted,
+    rejected: after.rejected + after.timedOut + after.aborted,
+    released: after.admitted,
+  });
 }
 
 /** Fires `count` concurrent requests that each work `ms` and returns the statuses. */
@@ -242,10 +261,16 @@ const fetch = throttle(async (request) => {
   await new Promise((resolve) => setTimeout(resolve, work));
   return new Response("ok");
 }, ${options});
+const events = { admitted: 0, rejected: 0, released: 0 };
+fetch.observe({
+  admitted() { events.admitted++; },
+  rejected() { events.rejected++; },
+  released() { events.released++; },
+});
 export default {
   fetch(request, env, ctx) {
     if (new URL(request.url).pathname === "/stats") {
-      return Response.json(fetch.stats());
+      return Response.json({ ...fetch.stats(), events });
     }
     return fetch(request, env, ctx);
   },
@@ -304,8 +329,7 @@ for (
       for (let round = 0; round < 2; round++) {
         const statuses = await burst(worker.url, 3, 50);
         assert.deepEqual(statuses, [200, 200, 200], `round ${round + 1}`);
-        const after = await stats(worker.url) as Stats & { queued: number };
-        assert.deepEqual([after.active, after.queued], [0, 0]);
+        await assertIdleAndReported(worker.url);
       }
     } finally {
       await worker.stop();
@@ -330,8 +354,7 @@ test(`${runtime}: a Worker with a queue loses no slot to a queued client that le
     // served (an offer to a request that died is withdrawn by them), and then
     // nothing is held.
     assert.deepEqual(await burst(worker.url, 3, 50), [200, 200, 200]);
-    const after = await stats(worker.url) as Stats & { queued: number };
-    assert.deepEqual([after.active, after.queued], [0, 0]);
+    await assertIdleAndReported(worker.url);
   } finally {
     await worker.stop();
   }
@@ -369,8 +392,7 @@ test(`${runtime}: a Worker with a queue gets back the slot of a queued client th
     await Promise.all([first, behind].map(async (r) => (await r).text()));
     assert.deepEqual(statuses, [200, 200]);
     assert.deepEqual(await burst(worker.url, 3, 50), [200, 200, 200]);
-    const after = await stats(worker.url) as Stats & { queued: number };
-    assert.deepEqual([after.active, after.queued], [0, 0]);
+    await assertIdleAndReported(worker.url);
   } finally {
     await worker.stop();
   }
