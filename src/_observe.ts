@@ -128,17 +128,17 @@ export class Observers {
   }
 
   /**
-   * Calls `name` of every observer with `event`. One that throws is
-   * reported once and the others still get the event.
+   * Calls `name` of every observer with `event`. One that throws (its
+   * method, or a getter or proxy that reads it) is reported once and the
+   * others still get the event.
    */
   emit(name: EventName, event: object): void {
     for (const observer of this.#list) {
-      const method = observer[name] as
-        | ((event: object) => void)
-        | undefined;
-      if (method === undefined) continue;
       try {
-        method.call(observer, event);
+        const method = observer[name] as
+          | ((event: object) => void)
+          | undefined;
+        if (method !== undefined) method.call(observer, event);
       } catch (error) {
         if (failedObservers.has(observer)) continue;
         failedObservers.add(observer);
