@@ -102,9 +102,10 @@ class Tally {
  *   `aborted`;
  * - `floodgate.active`, `floodgate.queued` and `floodgate.limit`, observable
  *   gauges (an infinite limit is not reported);
- * - `floodgate.wait.duration` (every request decided, 0 for those decided at
- *   once) and `floodgate.hold.duration` (every permit given back),
- *   histograms in seconds, with buckets from 1 ms to 60 s advised.
+ * - `floodgate.wait.duration` (the time in the queue of every request that
+ *   queued, admitted or turned away after its wait; a request decided at
+ *   once is only counted) and `floodgate.hold.duration` (every permit given
+ *   back), histograms in seconds, with buckets from 1 ms to 60 s advised.
  *
  * Every measurement has attribute `floodgate.name`; those of an event also
  * `floodgate.priority` (0-7) where it is not the default, 3. Keys are never
@@ -165,7 +166,7 @@ export function instrument(
   });
   const advice = { explicitBucketBoundaries: [...LATENCY_BUCKETS] };
   const wait = meter.createHistogram("floodgate.wait.duration", {
-    description: "Time in the queue of every request decided.",
+    description: "Time in the queue of every request that queued.",
     unit: "s",
     advice,
   });
@@ -203,13 +204,20 @@ export function instrument(
   const gauges = [requests, active, queued, limit];
   meter.addBatchObservableCallback(observe, gauges);
   const unobserve = target.observe({
+    // A decision made at once waited 0 and is in the counter already: the
+    // wait histogram takes only the requests that queued, so that a request
+    // below the limit costs one record into the SDK, not two.
     admitted(event) {
       admitted[event.priority]++;
-      wait.record(event.wait / 1000, attributes(event.priority));
+      if (event.wait !== 0) {
+        wait.record(event.wait / 1000, attributes(event.priority));
+      }
     },
     rejected(event) {
       tally.of(event.reason)[event.priority]++;
-      wait.record(event.wait / 1000, attributes(event.priority));
+      if (event.wait !== 0) {
+        wait.record(event.wait / 1000, attributes(event.priority));
+      }
     },
     released(event) {
       hold.record(event.hold / 1000, attributes(event.priority));
