@@ -188,7 +188,9 @@ export class Reporter {
       inflight: hold.inflight,
       inner: hold,
       priority,
-      since: performance.now(),
+      // A hold the limiter times itself was granted just now: no second read
+      // of the clock.
+      since: hold.granted !== 0 ? hold.granted : performance.now(),
       reporter: this,
     };
     return observed;
