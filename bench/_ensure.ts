@@ -30,6 +30,8 @@ export interface Setup extends AsyncDisposable {
   versions: Record<Runtime, string>;
   /** Two CPUs or more: servers run on CPU 1, load generators on CPU 0. */
   pin: boolean;
+  /** Rounds of the metrics suite (`--rounds`), instead of its default. */
+  rounds?: number;
 }
 
 /** The programs that run on every runtime; Node runs them transpiled. */
@@ -41,6 +43,7 @@ const PROGRAMS = [
   "bench/memory.ts",
   "bench/wrapper_call.ts",
   "bench/metrics_memory.ts",
+  "bench/metrics_micro.ts",
 ];
 
 /**

@@ -12,7 +12,8 @@
  *                          HTTP and the charts
  *
  * Writes bench/results/bench.json and bench.md (bench_full.* and the SVG
- * charts for the full set). `--only <suite>` runs one suite and prints its
+ * charts for the full set). `--rounds <n>` sets the rounds of the metrics
+ * suite (5, or 8 for the full set). `--only <suite>` runs one suite and prints its
  * table without writing anything, except the suites of deadlines
  * (bench/suites/deadlines.ts), which run only alone and write
  * bench/results/<suite>.json and .md. bench/_ensure.ts builds and installs
@@ -40,6 +41,13 @@ const full = Deno.args.includes("--full");
 const only = Deno.args.includes("--only")
   ? Deno.args[Deno.args.indexOf("--only") + 1]
   : undefined;
+const rounds = Deno.args.includes("--rounds")
+  ? Number(Deno.args[Deno.args.indexOf("--rounds") + 1])
+  : undefined;
+if (rounds !== undefined && !(Number.isInteger(rounds) && rounds >= 1)) {
+  console.error("bench: --rounds takes a whole number >= 1");
+  Deno.exit(2);
+}
 const suites: Record<string, Suite> = {
   micro,
   memory,
@@ -73,6 +81,7 @@ if (only !== undefined && !(only in suites)) {
 const started = performance.now();
 const loadBefore = await loadAverage();
 await using setup = await ensure(full);
+setup.rounds = rounds;
 const sections: Section[] = [];
 const seconds: Record<string, number> = {};
 for (const [name, suite] of Object.entries(suites)) {
@@ -98,9 +107,11 @@ const report = {
   loadAverage: { before: loadBefore, after: loadAfter },
   ...Object.fromEntries(sections.map((s) => [s.key, s.json])),
 };
-const command = only === undefined
-  ? `deno task bench${full ? ":full" : ""}`
-  : `deno run -A bench/run.ts${full ? " --full" : ""} --only ${only}`;
+const command =
+  (only === undefined
+    ? `deno task bench${full ? ":full" : ""}`
+    : `deno run -A bench/run.ts${full ? " --full" : ""} --only ${only}`) +
+  (rounds === undefined ? "" : ` --rounds ${rounds}`);
 const versions = RUNTIMES.map((r) =>
   `${r[0].toUpperCase()}${r.slice(1)} ${setup.versions[r]}`
 ).join(", ");

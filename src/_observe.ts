@@ -128,17 +128,17 @@ export class Observers {
   }
 
   /**
-   * Calls `name` of every observer with `event`. One that throws is
-   * reported once and the others still get the event.
+   * Calls `name` of every observer with `event`. One that throws (its
+   * method, or a getter or proxy that reads it) is reported once and the
+   * others still get the event.
    */
   emit(name: EventName, event: object): void {
     for (const observer of this.#list) {
-      const method = observer[name] as
-        | ((event: object) => void)
-        | undefined;
-      if (method === undefined) continue;
       try {
-        method.call(observer, event);
+        const method = observer[name] as
+          | ((event: object) => void)
+          | undefined;
+        if (method !== undefined) method.call(observer, event);
       } catch (error) {
         if (failedObservers.has(observer)) continue;
         failedObservers.add(observer);
@@ -188,7 +188,9 @@ export class Reporter {
       inflight: hold.inflight,
       inner: hold,
       priority,
-      since: performance.now(),
+      // A hold the limiter times itself was granted just now: no second read
+      // of the clock.
+      since: hold.granted !== 0 ? hold.granted : performance.now(),
       reporter: this,
     };
     return observed;

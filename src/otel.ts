@@ -29,6 +29,22 @@ export interface InstrumentOptions {
   name?: string;
 }
 
+/** The priority of a request that gave none; it is not an attribute. */
+const DEFAULT_PRIORITY = 3;
+
+/**
+ * The attributes of each priority, made once: `floodgate.name`, plus
+ * `floodgate.priority` where the priority is not the default (every
+ * attribute costs a record its share of the SDK's hashing).
+ */
+function attributesByPriority(name: string): (priority: number) => Attributes {
+  const made: Attributes[] = [];
+  return (priority) =>
+    made[priority] ??= priority === DEFAULT_PRIORITY
+      ? { "floodgate.name": name }
+      : { "floodgate.name": name, "floodgate.priority": priority };
+}
+
 /**
  * Requests counted by result and priority, between collections. The counter
  * is reported when metrics are collected: a request costs an increment, not
@@ -36,31 +52,44 @@ export interface InstrumentOptions {
  */
 class Tally {
   readonly #name: string;
-  readonly #counts = new Map<string, { attributes: Attributes; n: number }>();
+  /** Counts by result, each by priority. */
+  readonly #counts = new Map<string, number[]>();
+  /** The counts of `admitted`, the common result, at hand. */
+  readonly admitted: number[];
+  readonly #attributes = new Map<string, Attributes[]>();
 
   constructor(name: string) {
     this.#name = name;
+    this.admitted = this.of("admitted");
   }
 
-  count(result: string, priority: number): void {
-    const id = result + priority;
-    const entry = this.#counts.get(id);
-    if (entry !== undefined) entry.n++;
-    else {
-      this.#counts.set(id, {
-        attributes: {
-          "floodgate.name": this.#name,
-          "floodgate.result": result,
-          "floodgate.priority": priority,
-        },
-        n: 1,
-      });
+  /** The counts of `result` by priority. */
+  of(result: string): number[] {
+    let counts = this.#counts.get(result);
+    if (counts === undefined) {
+      this.#counts.set(result, counts = new Array<number>(8).fill(0));
     }
+    return counts;
   }
 
   /** Every count since `instrument()`, with its attributes. */
-  entries(): Iterable<{ attributes: Attributes; n: number }> {
-    return this.#counts.values();
+  *entries(): Iterable<{ attributes: Attributes; n: number }> {
+    for (const [result, counts] of this.#counts) {
+      const made = this.#attributes.get(result) ?? [];
+      this.#attributes.set(result, made);
+      for (let priority = 0; priority < counts.length; priority++) {
+        const n = counts[priority];
+        if (n === 0) continue;
+        const attributes = made[priority] ??= {
+          "floodgate.name": this.#name,
+          "floodgate.result": result,
+          ...(priority === DEFAULT_PRIORITY
+            ? {}
+            : { "floodgate.priority": priority }),
+        };
+        yield { attributes, n };
+      }
+    }
   }
 }
 
@@ -73,12 +102,13 @@ class Tally {
  *   `aborted`;
  * - `floodgate.active`, `floodgate.queued` and `floodgate.limit`, observable
  *   gauges (an infinite limit is not reported);
- * - `floodgate.wait.duration` (every request decided, 0 for those decided at
- *   once) and `floodgate.hold.duration` (every permit given back),
- *   histograms in seconds, with buckets from 1 ms to 60 s advised.
+ * - `floodgate.wait.duration` (the time in the queue of every request that
+ *   queued, admitted or turned away after its wait; a request decided at
+ *   once is only counted) and `floodgate.hold.duration` (every permit given
+ *   back), histograms in seconds, with buckets from 1 ms to 60 s advised.
  *
  * Every measurement has attribute `floodgate.name`; those of an event also
- * `floodgate.priority` (0-7, 3 where none was given). Keys are never
+ * `floodgate.priority` (0-7) where it is not the default, 3. Keys are never
  * attributes: their number is unbounded.
  *
  * @example With the SDK's Prometheus exporter
@@ -136,7 +166,7 @@ export function instrument(
   });
   const advice = { explicitBucketBoundaries: [...LATENCY_BUCKETS] };
   const wait = meter.createHistogram("floodgate.wait.duration", {
-    description: "Time in the queue of every request decided.",
+    description: "Time in the queue of every request that queued.",
     unit: "s",
     advice,
   });
@@ -159,12 +189,8 @@ export function instrument(
   });
 
   const tally = new Tally(name);
-  const byPriority: Attributes[] = [];
-  const priority = (priority: number): Attributes =>
-    byPriority[priority] ??= {
-      "floodgate.name": name,
-      "floodgate.priority": priority,
-    };
+  const admitted = tally.admitted;
+  const attributes = attributesByPriority(name);
   const plain: Attributes = { "floodgate.name": name };
   const observe: BatchObservableCallback = (result) => {
     for (const { attributes, n } of tally.entries()) {
@@ -178,16 +204,23 @@ export function instrument(
   const gauges = [requests, active, queued, limit];
   meter.addBatchObservableCallback(observe, gauges);
   const unobserve = target.observe({
+    // A decision made at once waited 0 and is in the counter already: the
+    // wait histogram takes only the requests that queued, so that a request
+    // below the limit costs one record into the SDK, not two.
     admitted(event) {
-      tally.count("admitted", event.priority);
-      wait.record(event.wait / 1000, priority(event.priority));
+      admitted[event.priority]++;
+      if (event.wait !== 0) {
+        wait.record(event.wait / 1000, attributes(event.priority));
+      }
     },
     rejected(event) {
-      tally.count(event.reason, event.priority);
-      wait.record(event.wait / 1000, priority(event.priority));
+      tally.of(event.reason)[event.priority]++;
+      if (event.wait !== 0) {
+        wait.record(event.wait / 1000, attributes(event.priority));
+      }
     },
     released(event) {
-      hold.record(event.hold / 1000, priority(event.priority));
+      hold.record(event.hold / 1000, attributes(event.priority));
     },
   });
   let stopped = false;

@@ -187,6 +187,50 @@ test("an observer that throws is reported once and the next observers still get 
   assert.equal(limiter.stats().admitted, 3);
 });
 
+test("an observer whose method getter or proxy throws breaks nothing and leaks no capacity", async () => {
+  const boom = new Error("getter bug");
+  let armed = false;
+  const getter = {
+    get admitted() {
+      if (armed) throw boom;
+      return undefined;
+    },
+  };
+  const proxy = new Proxy({}, {
+    get() {
+      if (armed) throw boom;
+      return undefined;
+    },
+  });
+  for (const bad of [getter, proxy]) {
+    armed = false;
+    const limiter = new Limiter({ limit: 1 });
+    const fetch = throttle(() => new Response("ok"), { limit: 1 });
+    const later = recorder();
+    limiter.observe(bad as Observer);
+    limiter.observe(later.observer);
+    fetch.observe(bad as Observer);
+    fetch.observe(later.observer);
+    armed = true;
+    const errors = await capturingErrors(async () => {
+      for (let i = 0; i < 3; i++) {
+        const permit = limiter.tryAcquire();
+        assert.ok(permit);
+        permit.release();
+        assert.equal(await limiter.run(() => i), i);
+        assert.equal((await fetch(new Request("http://x/"))).status, 200);
+      }
+    });
+    assert.ok(errors.length >= 1);
+    assert.ok(errors.every((call) => call[1] === boom));
+    assert.equal(limiter.active, 0);
+    assert.equal(fetch.stats().active, 0);
+    assert.equal(later.count("admitted"), 9);
+    assert.equal(later.count("released"), 9);
+    assert.equal(limiter.stats().admitted, 6);
+  }
+});
+
 test("observe() returns a function that removes the observer, once", () => {
   const limiter = new Limiter({ limit: 2 });
   const a = recorder();

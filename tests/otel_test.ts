@@ -53,6 +53,7 @@ function point(
   const points = (metric(metrics, name).dataPoints as Array<
     { attributes: Record<string, unknown>; value: unknown }
   >).filter((p) =>
+    Object.keys(p.attributes).length === Object.keys(attributes).length &&
     Object.entries(attributes).every(([k, v]) => p.attributes[k] === v)
   );
   assert.equal(points.length, 1, `${name} ${JSON.stringify(attributes)}`);
@@ -77,6 +78,8 @@ test("instrument() counts every result exactly, with the gauges, units and histo
   });
   const controller = new AbortController();
   const aborted = limiter.acquire({ signal: controller.signal });
+  // Long enough that its wait is more than 0 on any clock.
+  await new Promise((resolve) => setTimeout(resolve, 5));
   controller.abort();
   await assert.rejects(aborted);
   const granted = limiter.acquire();
@@ -108,7 +111,6 @@ test("instrument() counts every result exactly, with the gauges, units and histo
     point(metrics, "floodgate.requests", {
       ...jobs,
       "floodgate.result": result,
-      "floodgate.priority": 3,
     });
   assert.deepEqual(
     ["admitted", "full", "timeout", "closed", "aborted"].map(count),
@@ -122,11 +124,15 @@ test("instrument() counts every result exactly, with the gauges, units and histo
     assert.equal(histogram.dataPointType, DataPointType.HISTOGRAM);
     assert.equal(histogram.descriptor.unit, "s");
   }
-  const wait = point(metrics, "floodgate.wait.duration", {
-    ...jobs,
-    "floodgate.priority": 3,
-  }) as HistogramValue;
-  assert.equal(wait.count, 8);
+  // The default priority is no attribute.
+  const wait = point(
+    metrics,
+    "floodgate.wait.duration",
+    jobs,
+  ) as HistogramValue;
+  // Only the four that queued (timed out, aborted, granted twice): the four
+  // decided at once are counted by floodgate.requests alone.
+  assert.equal(wait.count, 4);
   assert.deepEqual(
     wait.buckets.boundaries,
     [
@@ -149,10 +155,11 @@ test("instrument() counts every result exactly, with the gauges, units and histo
   );
   // The timed-out waiter waited 30 ms or more: in seconds, not ms.
   assert.ok(wait.sum >= 0.025 && wait.sum < 60, `sum ${wait.sum}`);
-  const hold = point(metrics, "floodgate.hold.duration", {
-    ...jobs,
-    "floodgate.priority": 3,
-  }) as HistogramValue;
+  const hold = point(
+    metrics,
+    "floodgate.hold.duration",
+    jobs,
+  ) as HistogramValue;
   assert.equal(hold.count, 3);
 
   stop();
@@ -164,7 +171,8 @@ test("instrument() records the priority of each request and no key", async () =>
   const fetch = throttle(() => new Response("ok"), {
     limit: 2,
     key: (request) => new URL(request.url).pathname,
-    priority: (request) => request.headers.get("x-urgent") ? 0 : 5,
+    priority: (request) =>
+      request.headers.get("x-urgent") ? 0 : request.method === "HEAD" ? 3 : 5,
   });
   instrument(fetch, { meter, name: "api" });
   await fetch(
@@ -172,6 +180,7 @@ test("instrument() records the priority of each request and no key", async () =>
   );
   await fetch(new Request("http://localhost/b"));
   await fetch(new Request("http://localhost/c"));
+  await fetch(new Request("http://localhost/d", { method: "HEAD" }));
   const metrics = await collect();
   const api = { "floodgate.name": "api", "floodgate.result": "admitted" };
   assert.equal(
@@ -181,6 +190,15 @@ test("instrument() records the priority of each request and no key", async () =>
   assert.equal(
     point(metrics, "floodgate.requests", { ...api, "floodgate.priority": 5 }),
     2,
+  );
+  // The default priority, given or not, is no attribute: one key less for
+  // the SDK to hash on every record.
+  assert.equal(point(metrics, "floodgate.requests", api), 1);
+  assert.equal(
+    (point(metrics, "floodgate.hold.duration", {
+      "floodgate.name": "api",
+    }) as HistogramValue).count,
+    1,
   );
   for (const m of metrics) {
     for (const p of m.dataPoints as Array<{ attributes: object }>) {
@@ -207,7 +225,7 @@ test("instrument()'s stop function stops the counting and the gauges", async () 
     }),
     1,
   );
-  const hold = { "floodgate.name": "default", "floodgate.priority": 3 };
+  const hold = { "floodgate.name": "default" };
   assert.equal(
     (point(before, "floodgate.hold.duration", hold) as HistogramValue).count,
     1,
@@ -220,11 +238,17 @@ test("instrument()'s stop function stops the counting and the gauges", async () 
   assert.ok(held);
   // The SDK keeps the last values it read; none is read again.
   assert.equal(
-    point(after, "floodgate.requests", { "floodgate.result": "admitted" }),
+    point(after, "floodgate.requests", {
+      "floodgate.name": "default",
+      "floodgate.result": "admitted",
+    }),
     1,
   );
   assert.equal(limiter.active, 1);
-  assert.equal(point(after, "floodgate.active", {}), 0);
+  assert.equal(
+    point(after, "floodgate.active", { "floodgate.name": "default" }),
+    0,
+  );
   held.release();
   assert.equal(
     (point(after, "floodgate.hold.duration", hold) as HistogramValue).count,
@@ -282,7 +306,7 @@ test(`${runtime}: the OpenTelemetry example serves its metrics through the SDK's
       .text();
     const line = (result: string) =>
       new RegExp(
-        `^floodgate_requests_total\\{floodgate_name="app",floodgate_result="${result}",floodgate_priority="3"[^}]*\\} (\\d+)$`,
+        `^floodgate_requests_total\\{floodgate_name="app",floodgate_result="${result}"[^}]*\\} (\\d+)$`,
         "m",
       );
     // The readiness probe counts too.

@@ -2,11 +2,13 @@
  * What metrics cost: hello-world req/s and server CPU per request with
  * prometheus() and instrument() attached, relative to the raw server and to
  * the throttled one without observers, in the rounds of the HTTP overhead
- * suite (bench/_http_round.ts); and the memory of a scrape target under one
- * million distinct keys (bench/metrics_memory.ts).
+ * suite (bench/_http_round.ts); the CPU an observer costs per call in
+ * process, beside the bare OpenTelemetry SDK's (bench/metrics_micro.ts); and
+ * the memory of a scrape target under one million distinct keys
+ * (bench/metrics_memory.ts).
  */
 import { output } from "../../scripts/_process.ts";
-import { programCommand } from "../_command.ts";
+import { pinned, programCommand } from "../_command.ts";
 import { type Runtime, RUNTIMES, type Setup } from "../_ensure.ts";
 import type { Measured } from "../_http_measure.ts";
 import { measureRound } from "../_http_round.ts";
@@ -36,6 +38,8 @@ interface RuntimeResult {
   overThrottled: Record<string, Spread>;
   /** Ratios to raw loaded at the same time, on the same CPU. */
   sameTime: Record<string, { throughputRatio: Spread; cpuRatio: Spread }>;
+  /** ns of CPU per call in process, by case (bench/metrics_micro.ts). */
+  micro: Record<string, number>;
   memory: {
     keys: number;
     heapGrowth: number;
@@ -45,7 +49,7 @@ interface RuntimeResult {
 }
 
 export async function metrics(setup: Setup): Promise<Section> {
-  const rounds = setup.full ? 8 : 5;
+  const rounds = setup.rounds ?? (setup.full ? 8 : 5);
   const result = {} as Record<Runtime, RuntimeResult>;
   for (const runtime of RUNTIMES) {
     const samples: Samples<Measured> = {};
@@ -76,6 +80,18 @@ export async function metrics(setup: Setup): Promise<Section> {
         }`,
       );
     }
+    const micro = JSON.parse(
+      await output(
+        ...pinned(
+          setup,
+          "server",
+          programCommand(setup, runtime, "metrics_micro"),
+        ),
+      ),
+    );
+    console.error(
+      `bench: metrics ${runtime} in process: ${JSON.stringify(micro)}`,
+    );
     const memory = JSON.parse(
       await output(
         ...programCommand(setup, runtime, "metrics_memory", { exposeGc: true }),
@@ -106,6 +122,7 @@ export async function metrics(setup: Setup): Promise<Section> {
           cpuRatio: spread(sameTime.map((r) => r[mode].cpu)),
         }]),
       ),
+      micro,
       memory,
     };
   }
@@ -169,6 +186,16 @@ function markdown(result: Record<Runtime, RuntimeResult>): string[] {
             formatSpread(result[r].sameTime[mode].cpuRatio)
           ),
         ],
+      ]),
+    ),
+    "",
+    "In process (bench/metrics_micro.ts): ns of CPU per call of a throttled handler that returns a ready Response (no HTTP, no Response made), median of 15 rounds of 200,000 calls; beside it, the bare SDK: the one `Histogram.record` call instrument() makes per request below the limit (the hold, with `floodgate.name` alone), and the two calls with two attributes (wait and hold, name and priority) it made before it left out a wait of 0 and the default priority. An observer's cost is its row minus `throttled, no observer`; the empty observer's is what any observer costs (the event objects and the two clock reads that time the hold).",
+    "",
+    ...table(
+      ["ns of CPU per call", ...RUNTIMES],
+      Object.keys(result.deno.micro).map((name) => [
+        name,
+        ...RUNTIMES.map((r) => String(result[r].micro[name])),
       ]),
     ),
     "",
