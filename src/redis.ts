@@ -6,10 +6,11 @@ import {
   fail,
   show,
 } from "./_options.ts";
+import { type Observer, Observers } from "./_observe.ts";
 import { adapterOf, type RedisAdapter } from "./_redis_client.ts";
 import { ACQUIRE, CANCEL, RELEASE, RENEW } from "./_redis_scripts.ts";
 import type { AcquireOptions, LimiterStats, Permit } from "./limiter.ts";
-import { RejectedError, type RejectReason } from "./rejected_error.ts";
+import { RejectedError } from "./rejected_error.ts";
 
 export type { RedisAdapter };
 
@@ -75,23 +76,11 @@ export interface RedisLimiterStats extends LimiterStats {
   expired: number;
 }
 
-/** What an observer of a {@linkcode RedisLimiter} is told. */
-export interface RedisLimiterObserver {
-  /** A permit was granted after `wait` ms. */
-  admitted?(event: { wait: number; priority: number; weight: number }): void;
-  /** An acquisition was denied after `wait` ms. */
-  rejected?(
-    event: {
-      reason: RejectReason | "aborted";
-      wait: number;
-      priority: number;
-    },
-  ): void;
-  /** A permit held for `hold` ms was released. */
-  released?(
-    event: { hold: number; priority: number; weight: number; dropped: boolean },
-  ): void;
-}
+/**
+ * What an observer of a {@linkcode RedisLimiter} is told: the same events as
+ * for the in-process `Limiter` (priority 3 and weight 1 throughout).
+ */
+export type RedisLimiterObserver = Observer;
 
 const OPTION_NAMES = [
   "redis",
@@ -176,7 +165,7 @@ export class RedisLimiter {
   readonly #timeout: number;
   readonly #waiters = new Map<string, Waiter>();
   readonly #held = new Map<string, number>();
-  readonly #observers = new Set<RedisLimiterObserver>();
+  readonly #observers = new Observers(() => {});
   readonly #pending = new Set<Promise<unknown>>();
   readonly #shas: Promise<Record<string, string>> = hashes();
   #sequence = 0;
@@ -190,7 +179,10 @@ export class RedisLimiter {
   /** What every script call sends after its SHA1: the keys and the settings. */
   readonly #common: string[];
   #closed = false;
-  #idle: (() => void) | undefined;
+  /** Acquisitions whose round trip to Redis is under way. */
+  #entering = 0;
+  /** What `close()` waits on: called when nothing is held or entering. */
+  #idle: Array<() => void> = [];
   #stats = {
     admitted: 0,
     rejected: 0,
@@ -278,12 +270,21 @@ export class RedisLimiter {
       return undefined;
     }
     let result: unknown;
+    this.#entering++;
     try {
       result = await this.#script(ACQUIRE, [id, "try", "-1"], {
         gated: true,
       });
     } catch (error) {
       throw this.#failed(error, started);
+    } finally {
+      this.#entered();
+    }
+    if (result === 1 && this.#closed) {
+      // Closed during the round trip: what Redis granted goes back.
+      this.#cancel(id);
+      this.#deny("closed", started);
+      return undefined;
     }
     if (result === 1) return this.#grant(id, started);
     this.#deny("full", started);
@@ -337,6 +338,7 @@ export class RedisLimiter {
     };
     if (mayWait) this.#waiters.set(id, waiter);
     let result: unknown;
+    this.#entering++;
     try {
       result = await this.#script(ACQUIRE, [
         id,
@@ -348,6 +350,17 @@ export class RedisLimiter {
       // The script may have run: whatever it granted or queued goes back.
       this.#cancel(id);
       throw this.#failed(error, started);
+    } finally {
+      this.#entered();
+    }
+    if (waiter.settled) {
+      // Closed (or given up) during the round trip: the waiter was rejected
+      // and its cancellation, sent after this script, gives back any grant.
+      return promise;
+    }
+    if (result === 1 && this.#closed) {
+      this.#cancel(id);
+      this.#refuseIfClosed(started);
     }
     if (result === 1) {
       this.#waiters.delete(id);
@@ -406,27 +419,24 @@ export class RedisLimiter {
 
   /**
    * Calls the observer's methods on every admission, rejection and release,
-   * synchronously; an observer that throws is ignored.
+   * synchronously, as `Limiter.observe()` does: one that throws is reported
+   * once on the console and breaks nothing.
    *
-   * @param observer The methods to call.
+   * @param observer An object with any of `admitted`, `rejected`, `released`.
    * @returns A function that removes the observer.
+   * @throws {TypeError} If `observer` is not such an object.
    */
   observe(observer: RedisLimiterObserver): () => void {
-    if (typeof observer !== "object" || observer === null) {
-      throw new TypeError(
-        `floodgate: observe() takes an object, got ${show(observer)}`,
-      );
-    }
-    const entry = { ...observer };
-    this.#observers.add(entry);
-    return () => this.#observers.delete(entry);
+    return this.#observers.add(observer);
   }
 
   /**
-   * Stops admitting: this process's waiters reject with
-   * `RejectedError("closed")` and leave the fleet's queue. Resolves when this
-   * process holds no permit and its releases reached Redis (or failed), then
-   * closes the connection it opened for pub/sub. Idempotent.
+   * Stops admitting: this process's waiters and every acquisition not
+   * granted yet reject with `RejectedError("closed")` (a permit Redis grants
+   * to one of them meanwhile goes back) and leave the fleet's queue; later
+   * ones reject at once. Resolves when this process holds no permit, no
+   * acquisition of its is under way, and its releases reached Redis (or
+   * failed), then closes the connection it opened for pub/sub. Idempotent.
    *
    * @returns A promise that resolves once closed.
    */
@@ -440,14 +450,8 @@ export class RedisLimiter {
         waiter.reject(new RejectedError("closed"));
       }
     }
-    if (this.#held.size > 0) {
-      await new Promise<void>((resolve) => {
-        const previous = this.#idle;
-        this.#idle = () => {
-          previous?.();
-          resolve();
-        };
-      });
+    while (this.#held.size > 0 || this.#entering > 0) {
+      await new Promise<void>((resolve) => this.#idle.push(resolve));
     }
     while (this.#pending.size > 0) {
       await Promise.allSettled([...this.#pending]);
@@ -660,11 +664,19 @@ export class RedisLimiter {
         if (released === 0) this.#stats.expired++;
       }),
     );
-    if (this.#held.size === 0) {
-      const idle = this.#idle;
-      this.#idle = undefined;
-      idle?.();
-    }
+    this.#whenIdle();
+  }
+
+  /** An acquisition's round trip is over. */
+  #entered(): void {
+    this.#entering--;
+    this.#whenIdle();
+  }
+
+  /** Lets `close()` go on once nothing is held or entering. */
+  #whenIdle(): void {
+    if (this.#held.size > 0 || this.#entering > 0) return;
+    for (const resolve of this.#idle.splice(0)) resolve();
   }
 
   #renewWhileBusy(): void {
@@ -738,20 +750,8 @@ export class RedisLimiter {
     this.#emit("rejected", { reason, wait: Date.now() - started, priority: 3 });
   }
 
-  #emit<K extends keyof RedisLimiterObserver>(
-    kind: K,
-    event: Parameters<NonNullable<RedisLimiterObserver[K]>>[0],
-  ): void {
-    for (const observer of this.#observers) {
-      try {
-        (observer[kind] as ((event: unknown) => void) | undefined)?.call(
-          observer,
-          event,
-        );
-      } catch {
-        // An observer never breaks the limiter.
-      }
-    }
+  #emit(kind: "admitted" | "rejected" | "released", event: object): void {
+    if (this.#observers.size > 0) this.#observers.emit(kind, event);
   }
 }
 
