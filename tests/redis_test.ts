@@ -530,8 +530,61 @@ test("RedisLimiter with queue 0: close() during an acquisition grants nothing, g
     { admitted: limiter.stats().admitted, rejected: limiter.stats().rejected },
     { admitted: 0, rejected: 2 },
   );
+  // With a queue: acquisitions under way at close() leave no place behind.
+  const queued = new RedisLimiter({ redis, name, limit: 1, queue: 5 });
+  const attempts = [1, 2, 3].map(() =>
+    queued.acquire().then((permit) => permit, (e) => e)
+  );
+  await new Promise((resolve) => setTimeout(resolve, 15));
+  await queued.close();
+  for (const attempt of attempts) {
+    assert.ok(rejectsWith("closed")(await attempt));
+  }
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+    ":0",
+  );
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:queue`),
+    ":0",
+  );
   await close();
   await proxy.close();
+});
+
+test("RedisLimiter: acquisitions made at once go together and each gets its own answer, in call order", async () => {
+  const { redis, close } = await clients["node-redis"](server.port);
+  const name = fresh();
+  const limiter = new RedisLimiter({ redis, name, limit: 2, queue: 1 });
+  // The first acquisition that may wait subscribes first; then they line up.
+  await limiter.run(() => {});
+  const order: string[] = [];
+  const attempts = ["a", "b", "c", "d", "e"].map((label) =>
+    limiter.acquire().then(
+      (permit) => (order.push(label), permit),
+      (error) => (order.push(`${label} ${error.reason}`), undefined),
+    )
+  );
+  const tried = limiter.tryAcquire();
+  // a and b hold, c waits, d and e find the fleet's queue full.
+  const [a, b, c, d, e] = attempts;
+  assert.deepEqual([await d, await e, await tried], [
+    undefined,
+    undefined,
+    undefined,
+  ]);
+  assert.equal(limiter.queued, 1);
+  (await a)!.release();
+  const third = await within(5000, "the waiter", c);
+  assert.deepEqual(order, ["a", "b", "d full", "e full", "c"]);
+  third!.release();
+  (await b)!.release();
+  await limiter.close();
+  assert.deepEqual(
+    { admitted: limiter.stats().admitted, rejected: limiter.stats().rejected },
+    { admitted: 4, rejected: 3 },
+  );
+  await close();
 });
 
 test("RedisLimiter.observe() handles observers as Limiter.observe() does: methods of a class, checked methods", async () => {
