@@ -12,7 +12,9 @@
  *   limit no one reaches; prints how many.
  * - MODE=server: a throttled HTTP server on PORT with a fleet limit of LIMIT
  *   (fleet queue QUEUE) behind a local limit of LOCAL_LIMIT (handler:
- *   HOLD_MS of waiting); prints `listening`, then its stats when done.
+ *   HOLD_MS of waiting); prints `listening`, then its stats when done. With
+ *   SPLIT=1, an in-process limit of LIMIT / 2 (queue QUEUE / 2) instead of
+ *   the fleet's: the same load without Redis, for reference.
  */
 import { Redis } from "ioredis";
 import { Semaphore } from "redis-semaphore";
@@ -77,10 +79,17 @@ if (env.MODE === "handoff") {
   console.log(JSON.stringify({ count }));
 } else if (env.MODE === "server") {
   const hold = Number(env.HOLD_MS);
-  const fleet = throttle(async () => {
-    await sleep(hold);
-    return new Response("ok");
-  }, { limiter });
+  // SPLIT=1: the reference without Redis, the fleet's limit and queue split
+  // evenly between the two servers as in-process limits.
+  const fleet = throttle(
+    async () => {
+      await sleep(hold);
+      return new Response("ok");
+    },
+    env.SPLIT === "1"
+      ? { limit: limit / 2, queue: Number(env.QUEUE) / 2 }
+      : { limiter },
+  );
   // A local limit in front: most rejections stay in the process.
   const handler = throttle(fleet, {
     limit: Number(env.LOCAL_LIMIT),

@@ -3,6 +3,7 @@ import { show } from "./_options.ts";
 import { type Observer, observeSlots } from "./_observe.ts";
 import { asyncGate } from "./_gate_async.ts";
 import { checkGateOptions } from "./_gate_options.ts";
+import { checkCallbackResult, CLIENT_CLOSED } from "./_gate_shared.ts";
 import { deliveredBy, releaseAfterBody } from "./_release_body.ts";
 import type { RejectInfo } from "./_reject.ts";
 import {
@@ -35,13 +36,6 @@ const bare: Adapter<never, never> = {
   callbackArguments: (rest) => rest,
 };
 
-// A waiting client that disconnected gets this answer, which nobody reads
-// (nginx logs the same situation as 499).
-const CLIENT_CLOSED: ResponseInit = {
-  status: 499,
-  statusText: "Client Closed Request",
-};
-
 function checkHandler(handler: unknown): void {
   if (typeof handler === "function") return;
   if (
@@ -67,19 +61,6 @@ function pending<R>(result: R | Promise<R>): Promise<R> | undefined {
   if (result instanceof Response || result === undefined) return undefined;
   const then = (result as { then?: unknown } | null)?.then;
   return typeof then === "function" ? Promise.resolve(result) : undefined;
-}
-
-/** `key` must return a string and `skip` a boolean, synchronously. */
-function checkCallbackResult(name: "key" | "skip", value: unknown): void {
-  const type = typeof value;
-  const expected = name === "key" ? "string" : "boolean";
-  if (type === expected) return;
-  const when = value instanceof Promise ? " synchronously" : "";
-  throw new TypeError(
-    `floodgate: option "${name}" must return a ${expected}${when}, got ${
-      show(value)
-    }`,
-  );
 }
 
 /**

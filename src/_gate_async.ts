@@ -1,17 +1,11 @@
 import type { AsyncLimiter } from "./async_limiter.ts";
 import type { Adapter } from "./_gate.ts";
 import type { GateConfig } from "./_gate_options.ts";
+import { checkCallbackResult, CLIENT_CLOSED } from "./_gate_shared.ts";
 import type { Observer } from "./_observe.ts";
-import { show } from "./_options.ts";
 import { deliveredBy, releaseAfterBody } from "./_release_body.ts";
 import { RejectedError, type RejectReason } from "./rejected_error.ts";
 import type { ThrottledHandler } from "./throttle.ts";
-
-// As in the synchronous gate: the answer to a client that left while queued.
-const CLIENT_CLOSED: ResponseInit = {
-  status: 499,
-  statusText: "Client Closed Request",
-};
 
 /**
  * The gate on an {@linkcode AsyncLimiter}: every request awaits its
@@ -45,13 +39,7 @@ export function asyncGate<
     const subject = adapter.subject(request, rest);
     if (skip !== undefined) {
       const skipped = skip(subject, ...adapter.callbackArguments(rest));
-      if (typeof skipped !== "boolean") {
-        throw new TypeError(
-          `floodgate: option "skip" must return a boolean, got ${
-            show(skipped)
-          }`,
-        );
-      }
+      checkCallbackResult("skip", skipped);
       if (skipped) return handler(request, ...rest);
     }
     let permit;

@@ -1,10 +1,11 @@
 /**
- * The Lua scripts of `RedisLimiter`. Every script runs atomically in Redis,
- * reads the time from Redis (`TIME`), first drops the leases that expired
- * (holders and waiters of processes that died or froze), and then grants
- * free permits to the oldest waiters, publishing each grant on the channel of
- * the process that waits (`<prefix>wake:<token>`, the token being the part
- * of the id before `:`).
+ * The Lua scripts of `RedisLimiter`. Every script runs atomically in Redis
+ * and takes the time from Redis (`TIME`) when it needs it. Whenever someone
+ * waits or the limit looks reached, a script drops the leases that expired
+ * (holders and waiters of processes that died or froze) and grants free
+ * permits to the oldest waiters, publishing each grant on the channel of the
+ * process that waits (`<prefix>wake:<token>`, the token being the part of
+ * the id before `:`).
  *
  * Keys, all under one hash tag so that a cluster keeps them on one node
  * (they empty themselves; only the arrivals counter stays):
@@ -13,23 +14,34 @@
  * 3. `waiting`, a sorted set: waiter id -> lease expiry of the waiter;
  * 4. `arrivals`, a counter that numbers the arrivals.
  *
- * Arguments common to every script: `limit`, `lease` (ms), `prefix`.
+ * Arguments common to every script: `limit`, `lease` (ms). The prefix of
+ * the channels is the keys' own.
  */
 
 const COMMON = `
 local holders, queue, waiting = KEYS[1], KEYS[2], KEYS[3]
-local limit, lease, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local limit, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+-- The keys' common prefix: KEYS[1] ends with 'holders'.
+local prefix = string.sub(holders, 1, -8)
+local now
+
+-- Redis time in ms, read once per script and only when needed.
+local function clock()
+  if now == nil then
+    local time = redis.call('TIME')
+    now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  end
+  return now
+end
 
 local function reclaim()
-  redis.call('ZREMRANGEBYSCORE', holders, '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', holders, '-inf', clock())
 end
 
 -- Drops the waiters whose lease ran out, then grants free permits to the
 -- oldest; only called when someone waits.
 local function grant()
-  local dead = redis.call('ZRANGEBYSCORE', waiting, '-inf', now)
+  local dead = redis.call('ZRANGEBYSCORE', waiting, '-inf', clock())
   if #dead > 0 then
     redis.call('ZREM', queue, unpack(dead))
     redis.call('ZREM', waiting, unpack(dead))
@@ -48,71 +60,94 @@ end
 `;
 
 /**
- * ARGV 4: the id, 5: `wait` (queue when no permit is free) or `try`, 6: the
- * most waiters (`-1`: no bound). Returns 1 (granted), 2 (queued) or 0
- * (full).
+ * Acquisitions, in arrival order: ARGV 3, 5, ... the ids, each followed by
+ * how many may wait: `-2` none (`tryAcquire`), `-1` no bound, else the
+ * bound. Returns, for each, 1 (granted), 2 (queued) or 0 (full).
+ *
+ * When nobody waits and a permit is free, it grants at once (3 commands,
+ * and `TIME` once for all); expired holders are dropped only when the limit
+ * looks reached, since they count against it until then and so never let
+ * more in.
  */
 export const ACQUIRE = `${COMMON}
-local id, mode, most = ARGV[4], ARGV[5], tonumber(ARGV[6])
-reclaim()
-local queued = redis.call('ZCARD', queue)
-if queued > 0 then queued = grant() end
-if queued == 0 and redis.call('ZCARD', holders) < limit then
-  redis.call('ZADD', holders, now + lease, id)
-  return 1
+local function acquire(id, most)
+  if redis.call('EXISTS', queue) == 0 and redis.call('ZCARD', holders) < limit then
+    redis.call('ZADD', holders, clock() + lease, id)
+    return 1
+  end
+  reclaim()
+  local queued = redis.call('ZCARD', queue)
+  if queued > 0 then queued = grant() end
+  if queued == 0 and redis.call('ZCARD', holders) < limit then
+    redis.call('ZADD', holders, clock() + lease, id)
+    return 1
+  end
+  if most == -1 or (most >= 0 and queued < most) then
+    redis.call('ZADD', queue, redis.call('INCR', KEYS[4]), id)
+    redis.call('ZADD', waiting, clock() + lease, id)
+    return 2
+  end
+  return 0
 end
-if mode == 'wait' and (most < 0 or queued < most) then
-  redis.call('ZADD', queue, redis.call('INCR', KEYS[4]), id)
-  redis.call('ZADD', waiting, now + lease, id)
-  return 2
+local results = {}
+for i = 3, #ARGV, 2 do
+  results[#results + 1] = acquire(ARGV[i], tonumber(ARGV[i + 1]))
 end
-return 0
+return results
 `;
 
 /**
- * ARGV 4: the id of a permit. Returns 1, or 0 when its lease had expired
- * (the release then frees nothing).
+ * Releases: ARGV 3 onwards, the ids of permits. Returns, for each, 1, or 0
+ * when its lease had expired (the release then frees nothing of anyone
+ * else's). Whoever waits gets the freed permits.
  */
 export const RELEASE = `${COMMON}
-local expiry = redis.call('ZSCORE', holders, ARGV[4])
-redis.call('ZREM', holders, ARGV[4])
+local expiries = {}
+for i = 3, #ARGV do
+  expiries[i - 2] = redis.call('ZSCORE', holders, ARGV[i])
+  if expiries[i - 2] then redis.call('ZREM', holders, ARGV[i]) end
+end
 if redis.call('EXISTS', queue) == 1 then
   reclaim()
   grant()
 end
-if expiry and tonumber(expiry) > now then return 1 end
-return 0
+local results = {}
+for i = 1, #ARGV - 2 do
+  local expiry = expiries[i]
+  results[i] = (expiry and tonumber(expiry) > clock()) and 1 or 0
+end
+return results
 `;
 
 /**
- * ARGV 4: the id of a waiter that gives up. Whether or not it was granted
+ * ARGV 3: the id of a waiter that gives up. Whether or not it was granted
  * meanwhile, it leaves both the queue and the holders. Returns 1 when a
  * permit had been granted to it (and is now passed on).
  */
 export const CANCEL = `${COMMON}
-redis.call('ZREM', queue, ARGV[4])
-redis.call('ZREM', waiting, ARGV[4])
-local had = redis.call('ZREM', holders, ARGV[4])
+redis.call('ZREM', queue, ARGV[3])
+redis.call('ZREM', waiting, ARGV[3])
+local had = redis.call('ZREM', holders, ARGV[3])
 reclaim()
 grant()
 return had
 `;
 
 /**
- * ARGV 4: how many ids of permits follow; then those ids, then the ids of
+ * ARGV 3: how many ids of permits follow; then those ids, then the ids of
  * waiters. Extends the lease of each, and returns
  * `{ lost permits, granted waiters, waiters gone from the queue }`.
  */
 export const RENEW = `${COMMON}
 reclaim()
-local held = tonumber(ARGV[4])
+local held = tonumber(ARGV[3])
 local lost, granted, gone = {}, {}, {}
-for i = 5, #ARGV do
+for i = 4, #ARGV do
   local id = ARGV[i]
   if redis.call('ZSCORE', holders, id) then
     redis.call('ZADD', holders, now + lease, id)
-    if i > 4 + held then granted[#granted + 1] = id end
-  elseif i <= 4 + held then
+    if i > 3 + held then granted[#granted + 1] = id end
+  elseif i <= 3 + held then
     lost[#lost + 1] = id
   elseif redis.call('ZSCORE', queue, id) then
     redis.call('ZADD', waiting, now + lease, id)

@@ -6,10 +6,11 @@ import {
   fail,
   show,
 } from "./_options.ts";
+import { type Observer, Observers } from "./_observe.ts";
 import { adapterOf, type RedisAdapter } from "./_redis_client.ts";
 import { ACQUIRE, CANCEL, RELEASE, RENEW } from "./_redis_scripts.ts";
 import type { AcquireOptions, LimiterStats, Permit } from "./limiter.ts";
-import { RejectedError, type RejectReason } from "./rejected_error.ts";
+import { RejectedError } from "./rejected_error.ts";
 
 export type { RedisAdapter };
 
@@ -75,23 +76,11 @@ export interface RedisLimiterStats extends LimiterStats {
   expired: number;
 }
 
-/** What an observer of a {@linkcode RedisLimiter} is told. */
-export interface RedisLimiterObserver {
-  /** A permit was granted after `wait` ms. */
-  admitted?(event: { wait: number; priority: number; weight: number }): void;
-  /** An acquisition was denied after `wait` ms. */
-  rejected?(
-    event: {
-      reason: RejectReason | "aborted";
-      wait: number;
-      priority: number;
-    },
-  ): void;
-  /** A permit held for `hold` ms was released. */
-  released?(
-    event: { hold: number; priority: number; weight: number; dropped: boolean },
-  ): void;
-}
+/**
+ * What an observer of a {@linkcode RedisLimiter} is told: the same events as
+ * for the in-process `Limiter` (priority 3 and weight 1 throughout).
+ */
+export type RedisLimiterObserver = Observer;
 
 const OPTION_NAMES = [
   "redis",
@@ -110,10 +99,32 @@ interface Waiter {
   reject(error: unknown): void;
   /** Set once the waiter is settled, or handed a permit. */
   settled: boolean;
+  /** Set once its place in the fleet's queue is confirmed (then renewed). */
+  placed: boolean;
+  /** Set when a grant was published for it. */
+  woken: boolean;
   cleanup(): void;
 }
 
 class Unavailable extends Error {}
+
+/**
+ * The calls of one script that wait while one call of it is in flight, to
+ * go together as the next call: one round trip for several acquisitions (or
+ * releases) when many happen at once, none added when one happens alone.
+ */
+interface Batch {
+  script: string;
+  /** How many arguments each call adds. */
+  width: number;
+  how: { gated?: boolean; patient?: boolean };
+  flying: boolean;
+  args: string[];
+  calls: Array<{ resolve(reply: unknown): void; reject(error: unknown): void }>;
+}
+
+/** Most calls a script call carries: bounds how long it blocks Redis. */
+const MOST_PER_CALL = 64;
 
 /** A command in flight, failed by the watchdog past its deadline. */
 interface Flight {
@@ -132,16 +143,18 @@ async function sha1(text: string): Promise<string> {
   ).join("");
 }
 
-let hashed: Promise<Record<string, string>> | undefined;
+let hashing: Promise<unknown> | undefined;
+/** The SHA1 of every script once computed (once for all limiters). */
+let hashed: Record<string, string> | undefined;
 
-/** The SHA1 of every script, computed once for all limiters. */
-function hashes(): Promise<Record<string, string>> {
-  hashed ??= Promise.all(
+/** Resolves once `hashed` is set. */
+function hashes(): Promise<unknown> {
+  hashing ??= Promise.all(
     [ACQUIRE, RELEASE, CANCEL, RENEW].map(async (script) =>
       [script, await sha1(script)] as const
     ),
-  ).then(Object.fromEntries);
-  return hashed;
+  ).then((pairs) => hashed = Object.fromEntries(pairs));
+  return hashing;
 }
 
 /**
@@ -176,9 +189,11 @@ export class RedisLimiter {
   readonly #timeout: number;
   readonly #waiters = new Map<string, Waiter>();
   readonly #held = new Map<string, number>();
-  readonly #observers = new Set<RedisLimiterObserver>();
+  readonly #observers = new Observers(() => {});
   readonly #pending = new Set<Promise<unknown>>();
-  readonly #shas: Promise<Record<string, string>> = hashes();
+  readonly #hashing: Promise<unknown> = hashes();
+  /** Calls waiting for the hashes. */
+  #deferred = 0;
   #sequence = 0;
   #subscription: Promise<() => Promise<void>> | undefined;
   /** Whether `#subscription` has succeeded (no await needed). */
@@ -190,7 +205,12 @@ export class RedisLimiter {
   /** What every script call sends after its SHA1: the keys and the settings. */
   readonly #common: string[];
   #closed = false;
-  #idle: (() => void) | undefined;
+  readonly #acquisitions: Batch = batch(ACQUIRE, 2, { gated: true });
+  readonly #releases: Batch = batch(RELEASE, 1, { patient: true });
+  /** Acquisitions whose round trip to Redis is under way. */
+  #entering = 0;
+  /** What `close()` waits on: called when nothing is held or entering. */
+  #idle: Array<() => void> = [];
   #stats = {
     admitted: 0,
     rejected: 0,
@@ -243,7 +263,6 @@ export class RedisLimiter {
       ...this.#keys,
       String(this.#limit),
       String(this.#lease),
-      this.#prefix,
     ];
   }
 
@@ -278,12 +297,19 @@ export class RedisLimiter {
       return undefined;
     }
     let result: unknown;
+    this.#entering++;
     try {
-      result = await this.#script(ACQUIRE, [id, "try", "-1"], {
-        gated: true,
-      });
+      result = await this.#batched(this.#acquisitions, [id, "-2"]);
     } catch (error) {
       throw this.#failed(error, started);
+    } finally {
+      this.#entered();
+    }
+    if (result === 1 && this.#closed) {
+      // Closed during the round trip: what Redis granted goes back.
+      this.#cancel(id);
+      this.#deny("closed", started);
+      return undefined;
     }
     if (result === 1) return this.#grant(id, started);
     this.#deny("full", started);
@@ -333,21 +359,36 @@ export class RedisLimiter {
       resolve: granted,
       reject: refused,
       settled: false,
+      placed: false,
+      woken: false,
       cleanup: () => {},
     };
     if (mayWait) this.#waiters.set(id, waiter);
     let result: unknown;
+    this.#entering++;
     try {
-      result = await this.#script(ACQUIRE, [
+      result = await this.#batched(this.#acquisitions, [
         id,
-        mayWait ? "wait" : "try",
-        this.#queue === Infinity ? "-1" : String(this.#queue),
-      ], { gated: true });
+        !mayWait ? "-2" : this.#queue === Infinity ? "-1" : String(this.#queue),
+      ]);
     } catch (error) {
       this.#waiters.delete(id);
       // The script may have run: whatever it granted or queued goes back.
       this.#cancel(id);
       throw this.#failed(error, started);
+    } finally {
+      this.#entered();
+    }
+    if (waiter.settled) {
+      // Closed during the round trip (or granted by a notification that
+      // came first): a rejected waiter's place or permit goes back, since
+      // its cancellation may have reached Redis before its acquisition.
+      if (!waiter.woken && result !== 0) this.#cancel(id);
+      return promise;
+    }
+    if (result === 1 && this.#closed) {
+      this.#cancel(id);
+      this.#refuseIfClosed(started);
     }
     if (result === 1) {
       this.#waiters.delete(id);
@@ -358,6 +399,7 @@ export class RedisLimiter {
       this.#deny("full", started);
       throw new RejectedError("full");
     }
+    waiter.placed = true;
     if (!waiter.settled) {
       this.#wait(waiter, wait, signal);
       this.#renewWhileBusy();
@@ -406,27 +448,24 @@ export class RedisLimiter {
 
   /**
    * Calls the observer's methods on every admission, rejection and release,
-   * synchronously; an observer that throws is ignored.
+   * synchronously, as `Limiter.observe()` does: one that throws is reported
+   * once on the console and breaks nothing.
    *
-   * @param observer The methods to call.
+   * @param observer An object with any of `admitted`, `rejected`, `released`.
    * @returns A function that removes the observer.
+   * @throws {TypeError} If `observer` is not such an object.
    */
   observe(observer: RedisLimiterObserver): () => void {
-    if (typeof observer !== "object" || observer === null) {
-      throw new TypeError(
-        `floodgate: observe() takes an object, got ${show(observer)}`,
-      );
-    }
-    const entry = { ...observer };
-    this.#observers.add(entry);
-    return () => this.#observers.delete(entry);
+    return this.#observers.add(observer);
   }
 
   /**
-   * Stops admitting: this process's waiters reject with
-   * `RejectedError("closed")` and leave the fleet's queue. Resolves when this
-   * process holds no permit and its releases reached Redis (or failed), then
-   * closes the connection it opened for pub/sub. Idempotent.
+   * Stops admitting: this process's waiters and every acquisition not
+   * granted yet reject with `RejectedError("closed")` (a permit Redis grants
+   * to one of them meanwhile goes back) and leave the fleet's queue; later
+   * ones reject at once. Resolves when this process holds no permit, no
+   * acquisition of its is under way, and its releases reached Redis (or
+   * failed), then closes the connection it opened for pub/sub. Idempotent.
    *
    * @returns A promise that resolves once closed.
    */
@@ -440,14 +479,8 @@ export class RedisLimiter {
         waiter.reject(new RejectedError("closed"));
       }
     }
-    if (this.#held.size > 0) {
-      await new Promise<void>((resolve) => {
-        const previous = this.#idle;
-        this.#idle = () => {
-          previous?.();
-          resolve();
-        };
-      });
+    while (this.#held.size > 0 || this.#entering > 0) {
+      await new Promise<void>((resolve) => this.#idle.push(resolve));
     }
     while (this.#pending.size > 0) {
       await Promise.allSettled([...this.#pending]);
@@ -478,26 +511,41 @@ export class RedisLimiter {
    * acquisition (`gated`) is refused without a round trip for `timeout` ms
    * after a round trip failed.
    */
-  async #script(
+  #script(
     script: string,
     args: string[],
     how: { gated?: boolean; patient?: boolean } = {},
   ): Promise<unknown> {
     if (how.gated && Date.now() < this.#downUntil) {
-      throw new Unavailable("recently unreachable");
+      return Promise.reject(new Unavailable("recently unreachable"));
     }
-    // Every call awaits the same promise, so commands leave in call order.
-    const sha = (await this.#shas)[script];
-    const common = [...this.#common, ...args];
-    const bound = how.patient ? this.#lease : this.#timeout;
-    try {
-      return await this.#bounded(["EVALSHA", sha, ...common], bound);
-    } catch (error) {
+    // Until the hashes are known, and while calls wait for them, every call
+    // waits on the same promise, so commands leave in call order.
+    if (hashed === undefined || this.#deferred > 0) {
+      this.#deferred++;
+      return this.#hashing.then(() => {
+        this.#deferred--;
+        return this.#evalsha(script, args, how.patient);
+      });
+    }
+    return this.#evalsha(script, args, how.patient);
+  }
+
+  #evalsha(
+    script: string,
+    args: string[],
+    patient: boolean | undefined,
+  ): Promise<unknown> {
+    const bound = patient ? this.#lease : this.#timeout;
+    return this.#bounded(
+      ["EVALSHA", hashed![script], ...this.#common, ...args],
+      bound,
+    ).catch((error) => {
       if (!String((error as Error)?.message).includes("NOSCRIPT")) {
         throw error;
       }
-      return await this.#bounded(["EVAL", script, ...common], bound);
-    }
+      return this.#bounded(["EVAL", script, ...this.#common, ...args], bound);
+    });
   }
 
   /**
@@ -583,6 +631,7 @@ export class RedisLimiter {
     const waiter = this.#waiters.get(id);
     if (waiter === undefined || waiter.settled) return;
     this.#settle(waiter);
+    waiter.woken = true;
     waiter.resolve(this.#grant(id, waiter.started));
   }
 
@@ -617,6 +666,33 @@ export class RedisLimiter {
     waiter.settled = true;
     waiter.cleanup();
     this.#waiters.delete(waiter.id);
+  }
+
+  /** Sends `args` with the next call of `batch`'s script. */
+  #batched(batch: Batch, args: string[]): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      batch.calls.push({ resolve, reject });
+      batch.args.push(...args);
+      if (!batch.flying) this.#fly(batch);
+    });
+  }
+
+  #fly(batch: Batch): void {
+    const count = Math.min(batch.calls.length, MOST_PER_CALL);
+    const calls = batch.calls.splice(0, count);
+    const args = batch.args.splice(0, count * batch.width);
+    batch.flying = true;
+    const landed = () => {
+      batch.flying = false;
+      if (batch.calls.length > 0) this.#fly(batch);
+    };
+    this.#script(batch.script, args, batch.how).then((replies) => {
+      landed();
+      calls.forEach((call, i) => call.resolve((replies as unknown[])[i]));
+    }, (error) => {
+      landed();
+      for (const call of calls) call.reject(error);
+    });
   }
 
   /** Takes `id` out of the queue and the holders, in the background. */
@@ -656,15 +732,23 @@ export class RedisLimiter {
       dropped: false,
     });
     this.#track(
-      this.#script(RELEASE, [id], { patient: true }).then((released) => {
+      this.#batched(this.#releases, [id]).then((released) => {
         if (released === 0) this.#stats.expired++;
       }),
     );
-    if (this.#held.size === 0) {
-      const idle = this.#idle;
-      this.#idle = undefined;
-      idle?.();
-    }
+    this.#whenIdle();
+  }
+
+  /** An acquisition's round trip is over. */
+  #entered(): void {
+    this.#entering--;
+    this.#whenIdle();
+  }
+
+  /** Lets `close()` go on once nothing is held or entering. */
+  #whenIdle(): void {
+    if (this.#held.size > 0 || this.#entering > 0) return;
+    for (const resolve of this.#idle.splice(0)) resolve();
   }
 
   #renewWhileBusy(): void {
@@ -686,8 +770,11 @@ export class RedisLimiter {
    */
   async #renew(): Promise<void> {
     const held = [...this.#held.keys()];
-    const waiting = [...this.#waiters.keys()];
-    if (held.length === 0 && waiting.length === 0) {
+    // A waiter whose acquisition is still on its way has a fresh place.
+    const waiting = [...this.#waiters.values()].filter((waiter) =>
+      waiter.placed
+    ).map((waiter) => waiter.id);
+    if (held.length === 0 && this.#waiters.size === 0) {
       this.#stopRenewal();
       return;
     }
@@ -738,21 +825,13 @@ export class RedisLimiter {
     this.#emit("rejected", { reason, wait: Date.now() - started, priority: 3 });
   }
 
-  #emit<K extends keyof RedisLimiterObserver>(
-    kind: K,
-    event: Parameters<NonNullable<RedisLimiterObserver[K]>>[0],
-  ): void {
-    for (const observer of this.#observers) {
-      try {
-        (observer[kind] as ((event: unknown) => void) | undefined)?.call(
-          observer,
-          event,
-        );
-      } catch {
-        // An observer never breaks the limiter.
-      }
-    }
+  #emit(kind: "admitted" | "rejected" | "released", event: object): void {
+    if (this.#observers.size > 0) this.#observers.emit(kind, event);
   }
+}
+
+function batch(script: string, width: number, how: Batch["how"]): Batch {
+  return { script, width, how, flying: false, args: [], calls: [] };
 }
 
 /** An error reply from Redis itself (a bug, or a script error), not an outage. */

@@ -507,3 +507,124 @@ test("RedisLimiter: a holder frozen with SIGSTOP past its lease frees nothing of
   await Promise.all([limiter.close(), other.close()]);
   await close();
 });
+
+test("RedisLimiter with queue 0: close() during an acquisition grants nothing, gives back what Redis granted, and resolves only after", async () => {
+  // A delay on the way makes sure the acquisitions are under way at close().
+  const proxy = await delayProxy(server.port, { ms: 30 });
+  const { redis, close } = await clients["node-redis"](proxy.port);
+  const name = fresh();
+  const limiter = new RedisLimiter({ redis, name, limit: 2, queue: 0 });
+  const acquiring = limiter.acquire().then((permit) => permit, (e) => e);
+  const trying = limiter.tryAcquire();
+  await new Promise((resolve) => setTimeout(resolve, 15));
+  await limiter.close();
+  // Nothing is held here, nor in Redis, once close() resolved.
+  assert.equal(limiter.active, 0);
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+    ":0",
+  );
+  assert.ok(rejectsWith("closed")(await acquiring));
+  assert.equal(await trying, undefined);
+  assert.deepEqual(
+    { admitted: limiter.stats().admitted, rejected: limiter.stats().rejected },
+    { admitted: 0, rejected: 2 },
+  );
+  // With a queue: acquisitions under way at close() leave no place behind.
+  const queued = new RedisLimiter({ redis, name, limit: 1, queue: 5 });
+  const attempts = [1, 2, 3].map(() =>
+    queued.acquire().then((permit) => permit, (e) => e)
+  );
+  await new Promise((resolve) => setTimeout(resolve, 15));
+  await queued.close();
+  for (const attempt of attempts) {
+    assert.ok(rejectsWith("closed")(await attempt));
+  }
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+    ":0",
+  );
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:queue`),
+    ":0",
+  );
+  await close();
+  await proxy.close();
+});
+
+test("RedisLimiter: acquisitions made at once go together and each gets its own answer, in call order", async () => {
+  const { redis, close } = await clients["node-redis"](server.port);
+  const name = fresh();
+  const limiter = new RedisLimiter({ redis, name, limit: 2, queue: 1 });
+  // The first acquisition that may wait subscribes first; then they line up.
+  await limiter.run(() => {});
+  const order: string[] = [];
+  const attempts = ["a", "b", "c", "d", "e"].map((label) =>
+    limiter.acquire().then(
+      (permit) => (order.push(label), permit),
+      (error) => (order.push(`${label} ${error.reason}`), undefined),
+    )
+  );
+  const tried = limiter.tryAcquire();
+  // a and b hold, c waits, d and e find the fleet's queue full.
+  const [a, b, c, d, e] = attempts;
+  assert.deepEqual([await d, await e, await tried], [
+    undefined,
+    undefined,
+    undefined,
+  ]);
+  assert.equal(limiter.queued, 1);
+  (await a)!.release();
+  const third = await within(5000, "the waiter", c);
+  assert.deepEqual(order, ["a", "b", "d full", "e full", "c"]);
+  third!.release();
+  (await b)!.release();
+  await limiter.close();
+  assert.deepEqual(
+    { admitted: limiter.stats().admitted, rejected: limiter.stats().rejected },
+    { admitted: 4, rejected: 3 },
+  );
+  await close();
+});
+
+test("RedisLimiter.observe() handles observers as Limiter.observe() does: methods of a class, checked methods", async () => {
+  const { redis, close } = await clients.ioredis(server.port);
+  const limiter = new RedisLimiter({ redis, name: fresh(), limit: 1 });
+  class Log {
+    events: string[] = [];
+    admitted(event: { weight: number }) {
+      this.events.push(`admitted ${event.weight}`);
+    }
+    released() {
+      this.events.push("released");
+    }
+  }
+  const log = new Log();
+  limiter.observe(log);
+  await limiter.run(() => {});
+  assert.deepEqual(log.events, ["admitted 1", "released"]);
+  assert.throws(
+    () => limiter.observe({ rejected: 5 } as never),
+    (e) => e instanceof TypeError && /observer "rejected"/.test(e.message),
+  );
+  assert.throws(() => limiter.observe(null as never), TypeError);
+  await limiter.close();
+  await close();
+});
+
+test("throttle() with a RedisLimiter checks skip() as the in-process gate does", async () => {
+  const { redis, close } = await clients.ioredis(server.port);
+  const limiter = new RedisLimiter({ redis, name: fresh(), limit: 1 });
+  const fetch = throttle(() => new Response("ok"), {
+    limiter,
+    skip: (() => Promise.resolve(false)) as never,
+  });
+  await assert.rejects(
+    Promise.resolve(fetch(new Request("http://localhost/"))),
+    (e) =>
+      e instanceof TypeError &&
+      /option "skip" must return a boolean synchronously/.test(e.message),
+  );
+  await limiter.close();
+  await close();
+});

@@ -148,7 +148,7 @@ async function exactness(port: number) {
   };
 }
 
-async function overload(port: number) {
+async function overload(port: number, split = false) {
   const limit = 8;
   const hold = 20;
   const seconds = 6;
@@ -167,6 +167,7 @@ async function overload(port: number) {
       PORT: String(serverPort),
       HOLD_MS: String(hold),
       SECONDS: String(seconds + 3),
+      SPLIT: split ? "1" : "0",
     }, (line) => {
       if (line === "listening" && ++listening === 2) ready.resolve();
     })
@@ -227,7 +228,10 @@ export async function redis(setup: Setup): Promise<Section> {
     };
     const exact = await exactness(server.port);
     const http = await overload(server.port);
-    const json = { handoffs, rates, exact, http };
+    // The same load on the same two servers with the limit split in-process:
+    // what the machine, the timers and the load generator allow without Redis.
+    const split = await overload(server.port, true);
+    const json = { handoffs, rates, exact, http, split };
     const markdown = [
       "## One limit for a fleet (RedisLimiter vs redis-semaphore)",
       "",
@@ -268,7 +272,9 @@ export async function redis(setup: Setup): Promise<Section> {
         http.goodput.toFixed(0)
       } req/s (${
         (http.goodput / http.ceiling * 100).toFixed(0)
-      }% of the ceiling), ${http.rejected} answered 503 (${http.retryAfter} with Retry-After; ${http.fleetRejected} of them by the fleet limit), ${http.other} other.`,
+      }% of the ceiling), ${http.rejected} answered 503 (${http.retryAfter} with Retry-After; ${http.fleetRejected} of them by the fleet limit), ${http.other} other. For reference, the same pair with the limit split in-process (4 each, queue 8 each, no Redis): goodput ${
+        split.goodput.toFixed(0)
+      } req/s (${(split.goodput / split.ceiling * 100).toFixed(0)}%).`,
     ];
     await Deno.writeTextFile(
       `${setup.results}/redis.json`,
