@@ -18,7 +18,9 @@
  * runs that started after their client had given up (the client sends
  * `x-sent-at`, its `Date.now()`, and `x-patience`, ms), the served (2xx) and
  * rejected responses, and the percentiles of the served requests' time in
- * the server (from the call of the throttled handler to its response).
+ * the server (from the call of the throttled handler to its response), of
+ * their wait in the queue (from the limiter's `admitted` events) and of the
+ * handler's own time.
  */
 import process from "node:process";
 import { Limiter, throttle, type ThrottleOptions } from "../mod.ts";
@@ -38,6 +40,10 @@ let rejected = 0;
 let latencies: number[] = [];
 /** How long the handler itself took: the hold time, timer lateness included. */
 let holds: number[] = [];
+/** How long the served requests waited in the queue, ms (0: at once). */
+let waits: number[] = [];
+/** How many waiters were let go with "timeout" after they waited. */
+let dropped = 0;
 
 const body = new Uint8Array(1024).fill(97);
 async function handler(request: Request): Promise<Response> {
@@ -85,6 +91,12 @@ function options(): ThrottleOptions {
 }
 
 const throttled = throttle(handler, options());
+throttled.observe({
+  admitted: ({ wait }) => void waits.push(wait),
+  rejected: ({ reason, wait }) => {
+    if (reason === "timeout" && wait > 0) dropped++;
+  },
+});
 
 function record(response: Response, started: number): void {
   if (response.status === 200) {
@@ -104,6 +116,9 @@ function stats(): Response {
     p99: sorted.length ? percentile(sorted, 99) : 0,
     holdP50: holds.length ? percentile(holds, 50) : 0,
     holdP99: holds.length ? percentile(holds, 99) : 0,
+    waitP50: waits.length ? percentile(waits, 50) : 0,
+    waitP99: waits.length ? percentile(waits, 99) : 0,
+    dropped,
     limiter: throttled.stats(),
   });
 }
@@ -119,6 +134,8 @@ function serve(request: Request): Response | Promise<Response> {
         0;
     latencies = [];
     holds = [];
+    waits = [];
+    dropped = 0;
     return new Response("reset");
   }
   const started = performance.now();
