@@ -274,7 +274,7 @@ export function gate<
       checkCallbackResult("skip", skipped);
       if (skipped) return handler(request, ...rest);
     }
-    const ask = askOf === undefined ? PLAIN : askOf(subject, ...extra);
+    const ask = askOf === undefined ? PLAIN : askOf(subject, extra);
     if (shared !== undefined) {
       return enter(shared, undefined, subject, ask, request, rest);
     }

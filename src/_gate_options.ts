@@ -49,7 +49,7 @@ export interface GateConfig<S, A extends unknown[]> {
   keyOf: ((subject: S, ...rest: A) => string) | undefined;
   skip: ((subject: S, ...rest: A) => boolean) | undefined;
   /** What a request asks for; `undefined` when no callback is set. */
-  askOf: ((subject: S, ...rest: A) => Ask) | undefined;
+  askOf: ((subject: S, rest: A) => Ask) | undefined;
   /** Whether the slot waits for the response body. */
   byBody: boolean;
   /** The user's `reject`, checked; `undefined` for the default. */
@@ -101,15 +101,16 @@ type Callback<S, A extends unknown[]> = (subject: S, ...rest: A) => unknown;
  */
 function checkAskCallbacks<S, A extends unknown[]>(
   given: Record<string, unknown>,
-): ((subject: S, ...rest: A) => Ask) | undefined {
+): ((subject: S, rest: A) => Ask) | undefined {
   const priority = checkSynchronous<Callback<S, A>>("priority", given.priority);
   const flow = checkSynchronous<Callback<S, A>>("flow", given.flow);
   const weight = checkSynchronous<Callback<S, A>>("weight", given.weight);
   const deadline = checkSynchronous<Callback<S, A>>("deadline", given.deadline);
   if (!priority && !flow && !weight && !deadline) return undefined;
   // The common values pass a plain test; the checks run only to explain a
-  // bad one.
-  return (subject, ...rest) => {
+  // bad one. The arguments after the subject come as they are, an array,
+  // so that a request makes none of its own.
+  return (subject, rest) => {
     let p: unknown = 3, f: unknown, w: unknown = 1, d: unknown = Infinity;
     if (priority !== undefined) {
       p = priority(subject, ...rest);
@@ -129,7 +130,8 @@ function checkAskCallbacks<S, A extends unknown[]>(
     }
     if (deadline !== undefined) {
       d = deadline(subject, ...rest);
-      if (!(typeof d === "number" && d >= 0)) {
+      if (d === undefined) d = Infinity;
+      else if (!(typeof d === "number" && d >= 0)) {
         d = checkReturned(checkDeadline, "deadline", d);
       }
     }

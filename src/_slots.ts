@@ -326,7 +326,7 @@ export class Slots {
     const budget = this.#budget(ask.deadline);
     if (
       budget !== Infinity && this.#holdTime !== undefined &&
-      this.#expectedWait(ask) > budget
+      this.#expectedWait(ask.priority, ask.weight, ask.flow) > budget
     ) {
       this.#timedOut++;
       this.#reporter?.rejected("timeout", 0, ask.priority); // observe
@@ -431,12 +431,7 @@ export class Slots {
    */
   retryAfter(priority: number): number {
     if (this.#holdTime === undefined) return 1;
-    const wait = this.#expectedWait({
-      priority,
-      flow: undefined,
-      weight: 1,
-      deadline: Infinity,
-    }, true);
+    const wait = this.#expectedWait(priority, 1, undefined, true);
     const seconds = Math.ceil(wait * (1 + Math.random() / 2) / 1000);
     return seconds < 1 ? 1 : seconds > 60 ? 60 : seconds;
   }
@@ -481,17 +476,25 @@ export class Slots {
   }
 
   /**
-   * How long a newcomer asking for `ask` would wait, ms: the capacity to
-   * free before it fits, at the rate at which held capacity frees. With
-   * `everyone`, all waiters as urgent count as ahead of it.
+   * How long a newcomer of `priority` asking for `weight` in `flow` would
+   * wait, ms: the capacity to free before it fits, at the rate at which held
+   * capacity frees. With `everyone`, all waiters as urgent count as ahead.
    */
-  #expectedWait(ask: Ask, everyone = false): number {
-    const ceiling = this.#ceiling(ask.priority);
-    const taken = ask.weight < ceiling ? ask.weight : ceiling;
-    const newest = this.#lifo || (this.#adaptive && this.#standing());
+  #expectedWait(
+    priority: number,
+    weight: number,
+    flow: string | undefined,
+    everyone = false,
+  ): number {
+    const ceiling = this.#ceiling(priority);
+    const taken = weight < ceiling ? weight : ceiling;
     const ahead = everyone
-      ? this.#waiters.weightAtOrAbove(ask.priority)
-      : this.#waiters.weightAhead(ask.priority, ask.flow, newest);
+      ? this.#waiters.weightAtOrAbove(priority)
+      : this.#waiters.weightAhead(
+        priority,
+        flow,
+        this.#lifo || (this.#adaptive && this.#standing()),
+      );
     const needed = this.#active + ahead + taken - ceiling;
     if (needed <= 0) return 0;
     const active = this.#active > 1 ? this.#active : 1;
