@@ -9,7 +9,8 @@
  *   $RETRY_AFTER            "auto" (default) or whole seconds
  *   $DEADLINE               "header": `deadline` from `x-request-timeout`
  *   $MODE                   "serve" (default); "full": every request is
- *                           rejected as "full" (a permit held, no queue);
+ *                           rejected as "full" (a permit held after a hold
+ *                           time was measured, no queue);
  *                           "predicted": every request is rejected by
  *                           prediction (a permit held with a measured hold
  *                           time, a queue, and a deadline it cannot meet)
@@ -67,7 +68,10 @@ const deadlineFromHeader = (request: Request) => {
 
 function options(): ThrottleOptions {
   if (mode === "full") {
+    // A hold time is measured, as on a server that has been running, so
+    // that "auto" estimates the wait as it does for "predicted".
     const limiter = new Limiter({ limit: 1 });
+    limiter.tryAcquire()!.release();
     limiter.tryAcquire();
     return { limiter, retryAfter };
   }

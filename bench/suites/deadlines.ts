@@ -180,73 +180,35 @@ export async function deadlineGoodput(setup: Setup): Promise<Section> {
   };
 }
 
-const MICRO_CASES = [
-  'throttle: "full"',
-  'throttle: "full", retryAfter 1',
-  'throttle: "full", with a deadline callback',
-  'throttle: "timeout" by prediction',
-  'Limiter.acquire(): "full"',
-  'Limiter.acquire(): "timeout" by prediction',
-];
-const MICRO_COMPARED: Array<[string, string]> = [
-  ['throttle: "timeout" by prediction', 'throttle: "full"'],
-  [
-    'throttle: "timeout" by prediction',
-    'throttle: "full", with a deadline callback',
-  ],
-  ['throttle: "full"', 'throttle: "full", retryAfter 1'],
-  ['Limiter.acquire(): "timeout" by prediction', 'Limiter.acquire(): "full"'],
-];
-const MICRO_ROUNDS = 5;
-
 /** The in-process cost of each case, and the ratios compared. */
 interface MicroResult {
+  rounds: number;
+  batch: number;
   /** ns per rejection, medians over the rounds. */
   cases: Record<string, number>;
   /** "<case> / <baseline>", round by round. */
-  ratios: Record<string, Spread>;
+  ratios: Record<string, number[]>;
 }
 
-/** bench/rejection_micro.ts on every runtime, one case a process. */
+/** bench/rejection_micro.ts on every runtime, on the server CPU. */
 async function rejectionMicro(
   setup: Setup,
 ): Promise<Record<Runtime, MicroResult>> {
   const result = {} as Record<Runtime, MicroResult>;
   for (const runtime of RUNTIMES) {
-    const { samples } = await interleave<number>({
-      modes: () => MICRO_CASES,
-      measure: async (name) => {
-        const [command, args] = pinned(
-          setup,
-          "server",
-          programCommand(setup, runtime, "rejection_micro"),
-        );
-        const text = await output(command, args, { env: { CASE: name } });
-        return JSON.parse(text)[name] as number;
-      },
-      enough: (_, n) => n >= MICRO_ROUNDS,
-      maxRounds: MICRO_ROUNDS,
-      progress: (name, round, ns) =>
-        console.error(
-          `bench: rejection_cost ${runtime} in-process ${name} round ${
-            round + 1
-          }: ${fixed(ns)} ns`,
-        ),
-    });
-    result[runtime] = {
-      cases: Object.fromEntries(
-        MICRO_CASES.map((name) => [
-          name,
-          median(values(samples, name, (ns) => ns)),
-        ]),
-      ),
-      ratios: Object.fromEntries(
-        MICRO_COMPARED.map(([name, base]) => [
-          `${name} / ${base}`,
-          spread(ratios(samples, name, base, (ns) => ns)),
-        ]),
-      ),
-    };
+    const [command, args] = pinned(
+      setup,
+      "server",
+      programCommand(setup, runtime, "rejection_micro"),
+    );
+    result[runtime] = JSON.parse(await output(command, args)) as MicroResult;
+    for (const [name, r] of Object.entries(result[runtime].ratios)) {
+      console.error(
+        `bench: rejection_cost ${runtime} in-process ${name}: ${
+          formatSpread(spread(r))
+        }`,
+      );
+    }
   }
   return result;
 }
@@ -350,15 +312,17 @@ export async function rejectionCost(setup: Setup): Promise<Section> {
     ])
   );
   const microRows = RUNTIMES.flatMap((runtime) =>
-    MICRO_COMPARED.map(([name, base]) => [
-      runtime,
-      name,
-      base,
-      `${fixed(micro[runtime].cases[name])} / ${
-        fixed(micro[runtime].cases[base])
-      } ns`,
-      formatSpread(micro[runtime].ratios[`${name} / ${base}`]),
-    ])
+    Object.entries(micro[runtime].ratios).map(([name, r]) => {
+      const [caseName, base] = name.split(" / ");
+      const cases = micro[runtime].cases;
+      return [
+        runtime,
+        caseName,
+        base,
+        `${fixed(cases[caseName])} / ${fixed(cases[base])} ns`,
+        formatSpread(spread(r)),
+      ];
+    })
   );
   return {
     key: "rejection_cost",
@@ -366,7 +330,7 @@ export async function rejectionCost(setup: Setup): Promise<Section> {
     markdown: [
       "## What a rejection costs: server CPU per request",
       "",
-      `wrk, ${connections} connections, ${seconds} s after 1 s of warm-up, a fresh server per measurement; CPU from /proc. "full": the only permit is held and there is no queue; "predicted": the only permit is held with a measured hold time, queue 100, and every request has \`deadline: 0\`, so each is turned away by prediction; "fast": limit 100,000, never reached (a 0 ms timer in the handler). The ratio is taken within each of ${rounds} interleaved rounds: median [min, max].`,
+      `wrk, ${connections} connections, ${seconds} s after 1 s of warm-up, a fresh server per measurement; CPU from /proc. "full": the only permit is held (after one hold was timed, as for "predicted") and there is no queue; "predicted": the only permit is held with a measured hold time, queue 100, and every request has \`deadline: 0\`, so each is turned away by prediction; "fast": limit 100,000, never reached (a 0 ms timer in the handler). The ratio is taken within each of ${rounds} interleaved rounds: median [min, max].`,
       "",
       ...table([
         "runtime",
@@ -376,7 +340,7 @@ export async function rejectionCost(setup: Setup): Promise<Section> {
         "ratio",
       ], rows),
       "",
-      `In-process (bench/rejection_micro.ts, mitata, no HTTP): nanoseconds per rejected call, a fresh process per case, medians of ${MICRO_ROUNDS} interleaved rounds; the ratio to the baseline within each round: median [min, max].`,
+      `In-process (bench/rejection_micro.ts, no HTTP): nanoseconds per rejected call, every case in one process on the server CPU, ${micro.deno.rounds} interleaved rounds of ${micro.deno.batch} calls per case (the order reverses each round), medians; the ratio to the baseline within each round: median [95% confidence interval of the median]. "full" limiters have timed one hold, so that \`"auto"\` estimates the wait as on a running server.`,
       "",
       ...table([
         "runtime",
