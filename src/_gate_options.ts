@@ -113,23 +113,23 @@ function checkAskCallbacks<S, A extends unknown[]>(
   return (subject, rest) => {
     let p: unknown = 3, f: unknown, w: unknown = 1, d: unknown = Infinity;
     if (priority !== undefined) {
-      p = priority(subject, ...rest);
+      p = call(priority, subject, rest);
       if (!(Number.isInteger(p) && (p as number) >= 0 && (p as number) <= 7)) {
         p = checkReturned(checkPriority, "priority", p);
       }
     }
     if (flow !== undefined) {
-      f = flow(subject, ...rest);
+      f = call(flow, subject, rest);
       if (typeof f !== "string") f = checkReturned(checkFlow, "flow", f);
     }
     if (weight !== undefined) {
-      w = weight(subject, ...rest);
+      w = call(weight, subject, rest);
       if (!(Number.isInteger(w) && (w as number) >= 1)) {
         w = checkReturned(checkWeight, "weight", w);
       }
     }
     if (deadline !== undefined) {
-      d = deadline(subject, ...rest);
+      d = call(deadline, subject, rest);
       if (d === undefined) d = Infinity;
       else if (!(typeof d === "number" && d >= 0)) {
         d = checkReturned(checkDeadline, "deadline", d);
@@ -142,6 +142,29 @@ function checkAskCallbacks<S, A extends unknown[]>(
       deadline: d as number,
     };
   };
+}
+
+/**
+ * Calls a per-request callback with the subject and the arguments after it,
+ * without a spread for the short lists that servers pass: on Bun a spread
+ * call costs about a fifth of an in-process rejection.
+ */
+export function call<S, A extends unknown[]>(
+  callback: (subject: S, ...rest: A) => unknown,
+  subject: S,
+  rest: A,
+): unknown {
+  const fn = callback as unknown as (...args: unknown[]) => unknown;
+  switch (rest.length) {
+    case 0:
+      return fn(subject);
+    case 1:
+      return fn(subject, rest[0]);
+    case 2:
+      return fn(subject, rest[0], rest[1]);
+    default:
+      return fn(subject, ...rest);
+  }
 }
 
 /** An async function would answer with a promise, which a gate cannot wait for. */
