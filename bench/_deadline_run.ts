@@ -25,6 +25,11 @@ export interface ServerStats {
   /** Of the handler's own time, ms. */
   holdP50: number;
   holdP99: number;
+  /** Of the served requests' wait in the queue (0: granted at once), ms. */
+  waitP50: number;
+  waitP99: number;
+  /** Waiters let go with "timeout" after they waited. */
+  dropped: number;
   limiter: { timedOut: number; rejected: number; admitted: number };
 }
 

@@ -9,7 +9,8 @@
  *   $RETRY_AFTER            "auto" (default) or whole seconds
  *   $DEADLINE               "header": `deadline` from `x-request-timeout`
  *   $MODE                   "serve" (default); "full": every request is
- *                           rejected as "full" (a permit held, no queue);
+ *                           rejected as "full" (a permit held after a hold
+ *                           time was measured, no queue);
  *                           "predicted": every request is rejected by
  *                           prediction (a permit held with a measured hold
  *                           time, a queue, and a deadline it cannot meet)
@@ -18,7 +19,9 @@
  * runs that started after their client had given up (the client sends
  * `x-sent-at`, its `Date.now()`, and `x-patience`, ms), the served (2xx) and
  * rejected responses, and the percentiles of the served requests' time in
- * the server (from the call of the throttled handler to its response).
+ * the server (from the call of the throttled handler to its response), of
+ * their wait in the queue (from the limiter's `admitted` events) and of the
+ * handler's own time.
  */
 import process from "node:process";
 import { Limiter, throttle, type ThrottleOptions } from "../mod.ts";
@@ -38,6 +41,10 @@ let rejected = 0;
 let latencies: number[] = [];
 /** How long the handler itself took: the hold time, timer lateness included. */
 let holds: number[] = [];
+/** How long the served requests waited in the queue, ms (0: at once). */
+let waits: number[] = [];
+/** How many waiters were let go with "timeout" after they waited. */
+let dropped = 0;
 
 const body = new Uint8Array(1024).fill(97);
 async function handler(request: Request): Promise<Response> {
@@ -61,7 +68,10 @@ const deadlineFromHeader = (request: Request) => {
 
 function options(): ThrottleOptions {
   if (mode === "full") {
+    // A hold time is measured, as on a server that has been running, so
+    // that "auto" estimates the wait as it does for "predicted".
     const limiter = new Limiter({ limit: 1 });
+    limiter.tryAcquire()!.release();
     limiter.tryAcquire();
     return { limiter, retryAfter };
   }
@@ -85,6 +95,12 @@ function options(): ThrottleOptions {
 }
 
 const throttled = throttle(handler, options());
+throttled.observe({
+  admitted: ({ wait }) => void waits.push(wait),
+  rejected: ({ reason, wait }) => {
+    if (reason === "timeout" && wait > 0) dropped++;
+  },
+});
 
 function record(response: Response, started: number): void {
   if (response.status === 200) {
@@ -104,6 +120,9 @@ function stats(): Response {
     p99: sorted.length ? percentile(sorted, 99) : 0,
     holdP50: holds.length ? percentile(holds, 50) : 0,
     holdP99: holds.length ? percentile(holds, 99) : 0,
+    waitP50: waits.length ? percentile(waits, 50) : 0,
+    waitP99: waits.length ? percentile(waits, 99) : 0,
+    dropped,
     limiter: throttled.stats(),
   });
 }
@@ -119,6 +138,8 @@ function serve(request: Request): Response | Promise<Response> {
         0;
     latencies = [];
     holds = [];
+    waits = [];
+    dropped = 0;
     return new Response("reset");
   }
   const started = performance.now();

@@ -2,7 +2,7 @@ import { type Ask, PLAIN } from "./_ask.ts";
 import { show } from "./_options.ts";
 import { type Observer, observeSlots } from "./_observe.ts";
 import { asyncGate } from "./_gate_async.ts";
-import { checkGateOptions } from "./_gate_options.ts";
+import { call, checkGateOptions } from "./_gate_options.ts";
 import { checkCallbackResult, CLIENT_CLOSED } from "./_gate_shared.ts";
 import { deliveredBy, releaseAfterBody } from "./_release_body.ts";
 import type { RejectInfo } from "./_reject.ts";
@@ -254,15 +254,15 @@ export function gate<
     const subject = adapter.subject(request, rest);
     const extra = adapter.callbackArguments(rest);
     if (skip !== undefined) {
-      const skipped = skip(subject, ...extra);
+      const skipped = call(skip, subject, extra);
       checkCallbackResult("skip", skipped);
       if (skipped) return handler(request, ...rest);
     }
-    const ask = askOf === undefined ? PLAIN : askOf(subject, ...extra);
+    const ask = askOf === undefined ? PLAIN : askOf(subject, extra);
     if (shared !== undefined) {
       return enter(shared, undefined, subject, ask, request, rest);
     }
-    const key = keyOf!(subject, ...extra);
+    const key = call(keyOf!, subject, extra) as string;
     checkCallbackResult("key", key);
     const slots = keyed!.slotsFor(key);
     if (slots === undefined) {

@@ -44,7 +44,7 @@ export function asyncGate<
     }
     let permit;
     try {
-      const ask = askOf?.(subject, ...adapter.callbackArguments(rest));
+      const ask = askOf?.(subject, adapter.callbackArguments(rest));
       permit = await limiter.acquire({ ...ask, signal: request.signal });
     } catch (error) {
       if (error instanceof RejectedError) {

@@ -49,7 +49,7 @@ export interface GateConfig<S, A extends unknown[]> {
   keyOf: ((subject: S, ...rest: A) => string) | undefined;
   skip: ((subject: S, ...rest: A) => boolean) | undefined;
   /** What a request asks for; `undefined` when no callback is set. */
-  askOf: ((subject: S, ...rest: A) => Ask) | undefined;
+  askOf: ((subject: S, rest: A) => Ask) | undefined;
   /** Whether the slot waits for the response body. */
   byBody: boolean;
   /** The user's `reject`, checked; `undefined` for the default. */
@@ -101,35 +101,37 @@ type Callback<S, A extends unknown[]> = (subject: S, ...rest: A) => unknown;
  */
 function checkAskCallbacks<S, A extends unknown[]>(
   given: Record<string, unknown>,
-): ((subject: S, ...rest: A) => Ask) | undefined {
+): ((subject: S, rest: A) => Ask) | undefined {
   const priority = checkSynchronous<Callback<S, A>>("priority", given.priority);
   const flow = checkSynchronous<Callback<S, A>>("flow", given.flow);
   const weight = checkSynchronous<Callback<S, A>>("weight", given.weight);
   const deadline = checkSynchronous<Callback<S, A>>("deadline", given.deadline);
   if (!priority && !flow && !weight && !deadline) return undefined;
   // The common values pass a plain test; the checks run only to explain a
-  // bad one.
-  return (subject, ...rest) => {
+  // bad one. The arguments after the subject come as they are, an array,
+  // so that a request makes none of its own.
+  return (subject, rest) => {
     let p: unknown = 3, f: unknown, w: unknown = 1, d: unknown = Infinity;
     if (priority !== undefined) {
-      p = priority(subject, ...rest);
+      p = call(priority, subject, rest);
       if (!(Number.isInteger(p) && (p as number) >= 0 && (p as number) <= 7)) {
         p = checkReturned(checkPriority, "priority", p);
       }
     }
     if (flow !== undefined) {
-      f = flow(subject, ...rest);
+      f = call(flow, subject, rest);
       if (typeof f !== "string") f = checkReturned(checkFlow, "flow", f);
     }
     if (weight !== undefined) {
-      w = weight(subject, ...rest);
+      w = call(weight, subject, rest);
       if (!(Number.isInteger(w) && (w as number) >= 1)) {
         w = checkReturned(checkWeight, "weight", w);
       }
     }
     if (deadline !== undefined) {
-      d = deadline(subject, ...rest);
-      if (!(typeof d === "number" && d >= 0)) {
+      d = call(deadline, subject, rest);
+      if (d === undefined) d = Infinity;
+      else if (!(typeof d === "number" && d >= 0)) {
         d = checkReturned(checkDeadline, "deadline", d);
       }
     }
@@ -140,6 +142,29 @@ function checkAskCallbacks<S, A extends unknown[]>(
       deadline: d as number,
     };
   };
+}
+
+/**
+ * Calls a per-request callback with the subject and the arguments after it,
+ * without a spread for the short lists that servers pass: on Bun a spread
+ * call costs about a fifth of an in-process rejection.
+ */
+export function call<S, A extends unknown[]>(
+  callback: (subject: S, ...rest: A) => unknown,
+  subject: S,
+  rest: A,
+): unknown {
+  const fn = callback as unknown as (...args: unknown[]) => unknown;
+  switch (rest.length) {
+    case 0:
+      return fn(subject);
+    case 1:
+      return fn(subject, rest[0]);
+    case 2:
+      return fn(subject, rest[0], rest[1]);
+    default:
+      return fn(subject, ...rest);
+  }
 }
 
 /** An async function would answer with a promise, which a gate cannot wait for. */

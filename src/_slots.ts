@@ -187,6 +187,12 @@ export class Slots {
   #holdTime: number | undefined = undefined;
   /** When the queue was last empty, for `order: "adaptive"`. */
   #lastEmpty = 0;
+  /**
+   * When letting go of waiters that a standing queue would serve too late
+   * last emptied it: that is no sign that the queue drains, so it stays
+   * standing unless it then stays empty for `interval`.
+   */
+  #shedAt = -Infinity;
   // Made on first use: a limiter per key must stay small.
   #offers: Set<Offer> | undefined = undefined;
   #watches: WeakMap<AbortSignal, AbortWatch> | undefined = undefined;
@@ -326,13 +332,13 @@ export class Slots {
     const budget = this.#budget(ask.deadline);
     if (
       budget !== Infinity && this.#holdTime !== undefined &&
-      this.#expectedWait(ask) > budget
+      this.#expectedWait(ask.priority, ask.weight, ask.flow) > budget
     ) {
       this.#timedOut++;
       this.#reporter?.rejected("timeout", 0, ask.priority); // observe
       return "timeout";
     }
-    if (stale !== undefined) this.#drop(stale);
+    if (stale !== undefined) this.#drop(stale, true);
     else if (evicted !== undefined) {
       this.#abandon(evicted);
       this.#rejected++;
@@ -388,7 +394,9 @@ export class Slots {
     waiter.queuedAt = now;
     if (ask.deadline !== Infinity || this.#adaptive) {
       waiter.deadlineAt = now + ask.deadline;
-      if (this.#waiters.size === 0) this.#lastEmpty = now;
+      if (
+        this.#waiters.size === 0 && now - this.#shedAt > this.#interval
+      ) this.#lastEmpty = now;
     }
     this.#waiters.push(waiter);
     // It may be first in line now and fit: with "lifo" behind a wide
@@ -435,12 +443,7 @@ export class Slots {
    */
   retryAfter(priority: number): number {
     if (this.#holdTime === undefined) return 1;
-    const wait = this.#expectedWait({
-      priority,
-      flow: undefined,
-      weight: 1,
-      deadline: Infinity,
-    }, true);
+    const wait = this.#expectedWait(priority, 1, undefined, true);
     const seconds = Math.ceil(wait * (1 + Math.random() / 2) / 1000);
     return seconds < 1 ? 1 : seconds > 60 ? 60 : seconds;
   }
@@ -485,17 +488,25 @@ export class Slots {
   }
 
   /**
-   * How long a newcomer asking for `ask` would wait, ms: the capacity to
-   * free before it fits, at the rate at which held capacity frees. With
-   * `everyone`, all waiters as urgent count as ahead of it.
+   * How long a newcomer of `priority` asking for `weight` in `flow` would
+   * wait, ms: the capacity to free before it fits, at the rate at which held
+   * capacity frees. With `everyone`, all waiters as urgent count as ahead.
    */
-  #expectedWait(ask: Ask, everyone = false): number {
-    const ceiling = this.#ceiling(ask.priority);
-    const taken = ask.weight < ceiling ? ask.weight : ceiling;
-    const newest = this.#lifo || (this.#adaptive && this.#standing());
+  #expectedWait(
+    priority: number,
+    weight: number,
+    flow: string | undefined,
+    everyone = false,
+  ): number {
+    const ceiling = this.#ceiling(priority);
+    const taken = weight < ceiling ? weight : ceiling;
     const ahead = everyone
-      ? this.#waiters.weightAtOrAbove(ask.priority)
-      : this.#waiters.weightAhead(ask.priority, ask.flow, newest);
+      ? this.#waiters.weightAtOrAbove(priority)
+      : this.#waiters.weightAhead(
+        priority,
+        flow,
+        this.#lifo || (this.#adaptive && this.#standing()),
+      );
     const needed = this.#active + ahead + taken - ceiling;
     if (needed <= 0) return 0;
     const active = this.#active > 1 ? this.#active : 1;
@@ -606,7 +617,7 @@ export class Slots {
           now + (this.#holdTime ?? 0) > waiter.deadlineAt ||
           (standing && now - waiter.queuedAt > this.#target)
         ) {
-          this.#drop(waiter);
+          this.#drop(waiter, standing);
           continue;
         }
       }
@@ -649,9 +660,12 @@ export class Slots {
     );
   }
 
-  /** Lets a queued waiter go with `"timeout"`. */
-  #drop(waiter: Waiter): void {
-    this.#abandon(waiter);
+  /**
+   * Lets a queued waiter go with `"timeout"`; `shed` when a standing queue
+   * lets it go (CoDel), which does not count as the queue draining.
+   */
+  #drop(waiter: Waiter, shed = false): void {
+    this.#abandon(waiter, shed);
     this.#timedOut++;
     this.#reportWaiter("timeout", waiter); // observe
     waiter.fail(new RejectedError("timeout"));
@@ -742,10 +756,11 @@ export class Slots {
    * lets the next one in if it now fits (a wide first waiter may have held
    * the others back).
    */
-  #abandon(waiter: Waiter): boolean {
+  #abandon(waiter: Waiter, shed = false): boolean {
     if (waiter.flow === undefined) return false;
     this.#waiters.remove(waiter);
-    this.#left();
+    if (!shed) this.#left();
+    else if (this.#waiters.size === 0) this.#shedAt = performance.now();
     waiter.stopWaiting();
     if (this.#waiters.size !== 0) this.#grantWaiters();
     return true;

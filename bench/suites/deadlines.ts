@@ -180,73 +180,35 @@ export async function deadlineGoodput(setup: Setup): Promise<Section> {
   };
 }
 
-const MICRO_CASES = [
-  'throttle: "full"',
-  'throttle: "full", retryAfter 1',
-  'throttle: "full", with a deadline callback',
-  'throttle: "timeout" by prediction',
-  'Limiter.acquire(): "full"',
-  'Limiter.acquire(): "timeout" by prediction',
-];
-const MICRO_COMPARED: Array<[string, string]> = [
-  ['throttle: "timeout" by prediction', 'throttle: "full"'],
-  [
-    'throttle: "timeout" by prediction',
-    'throttle: "full", with a deadline callback',
-  ],
-  ['throttle: "full"', 'throttle: "full", retryAfter 1'],
-  ['Limiter.acquire(): "timeout" by prediction', 'Limiter.acquire(): "full"'],
-];
-const MICRO_ROUNDS = 5;
-
 /** The in-process cost of each case, and the ratios compared. */
 interface MicroResult {
+  rounds: number;
+  batch: number;
   /** ns per rejection, medians over the rounds. */
   cases: Record<string, number>;
   /** "<case> / <baseline>", round by round. */
-  ratios: Record<string, Spread>;
+  ratios: Record<string, number[]>;
 }
 
-/** bench/rejection_micro.ts on every runtime, one case a process. */
+/** bench/rejection_micro.ts on every runtime, on the server CPU. */
 async function rejectionMicro(
   setup: Setup,
 ): Promise<Record<Runtime, MicroResult>> {
   const result = {} as Record<Runtime, MicroResult>;
   for (const runtime of RUNTIMES) {
-    const { samples } = await interleave<number>({
-      modes: () => MICRO_CASES,
-      measure: async (name) => {
-        const [command, args] = pinned(
-          setup,
-          "server",
-          programCommand(setup, runtime, "rejection_micro"),
-        );
-        const text = await output(command, args, { env: { CASE: name } });
-        return JSON.parse(text)[name] as number;
-      },
-      enough: (_, n) => n >= MICRO_ROUNDS,
-      maxRounds: MICRO_ROUNDS,
-      progress: (name, round, ns) =>
-        console.error(
-          `bench: rejection_cost ${runtime} in-process ${name} round ${
-            round + 1
-          }: ${fixed(ns)} ns`,
-        ),
-    });
-    result[runtime] = {
-      cases: Object.fromEntries(
-        MICRO_CASES.map((name) => [
-          name,
-          median(values(samples, name, (ns) => ns)),
-        ]),
-      ),
-      ratios: Object.fromEntries(
-        MICRO_COMPARED.map(([name, base]) => [
-          `${name} / ${base}`,
-          spread(ratios(samples, name, base, (ns) => ns)),
-        ]),
-      ),
-    };
+    const [command, args] = pinned(
+      setup,
+      "server",
+      programCommand(setup, runtime, "rejection_micro"),
+    );
+    result[runtime] = JSON.parse(await output(command, args)) as MicroResult;
+    for (const [name, r] of Object.entries(result[runtime].ratios)) {
+      console.error(
+        `bench: rejection_cost ${runtime} in-process ${name}: ${
+          formatSpread(spread(r))
+        }`,
+      );
+    }
   }
   return result;
 }
@@ -350,15 +312,17 @@ export async function rejectionCost(setup: Setup): Promise<Section> {
     ])
   );
   const microRows = RUNTIMES.flatMap((runtime) =>
-    MICRO_COMPARED.map(([name, base]) => [
-      runtime,
-      name,
-      base,
-      `${fixed(micro[runtime].cases[name])} / ${
-        fixed(micro[runtime].cases[base])
-      } ns`,
-      formatSpread(micro[runtime].ratios[`${name} / ${base}`]),
-    ])
+    Object.entries(micro[runtime].ratios).map(([name, r]) => {
+      const [caseName, base] = name.split(" / ");
+      const cases = micro[runtime].cases;
+      return [
+        runtime,
+        caseName,
+        base,
+        `${fixed(cases[caseName])} / ${fixed(cases[base])} ns`,
+        formatSpread(spread(r)),
+      ];
+    })
   );
   return {
     key: "rejection_cost",
@@ -366,7 +330,7 @@ export async function rejectionCost(setup: Setup): Promise<Section> {
     markdown: [
       "## What a rejection costs: server CPU per request",
       "",
-      `wrk, ${connections} connections, ${seconds} s after 1 s of warm-up, a fresh server per measurement; CPU from /proc. "full": the only permit is held and there is no queue; "predicted": the only permit is held with a measured hold time, queue 100, and every request has \`deadline: 0\`, so each is turned away by prediction; "fast": limit 100,000, never reached (a 0 ms timer in the handler). The ratio is taken within each of ${rounds} interleaved rounds: median [min, max].`,
+      `wrk, ${connections} connections, ${seconds} s after 1 s of warm-up, a fresh server per measurement; CPU from /proc. "full": the only permit is held (after one hold was timed, as for "predicted") and there is no queue; "predicted": the only permit is held with a measured hold time, queue 100, and every request has \`deadline: 0\`, so each is turned away by prediction; "fast": limit 100,000, never reached (a 0 ms timer in the handler). The ratio is taken within each of ${rounds} interleaved rounds: median [min, max].`,
       "",
       ...table([
         "runtime",
@@ -376,7 +340,7 @@ export async function rejectionCost(setup: Setup): Promise<Section> {
         "ratio",
       ], rows),
       "",
-      `In-process (bench/rejection_micro.ts, mitata, no HTTP): nanoseconds per rejected call, a fresh process per case, medians of ${MICRO_ROUNDS} interleaved rounds; the ratio to the baseline within each round: median [min, max].`,
+      `In-process (bench/rejection_micro.ts, no HTTP): nanoseconds per rejected call, every case in one process on the server CPU, ${micro.deno.rounds} interleaved rounds of ${micro.deno.batch} calls per case (the order reverses each round), medians; the ratio to the baseline within each round: median [95% confidence interval of the median]. "full" limiters have timed one hold, so that \`"auto"\` estimates the wait as on a running server.`,
       "",
       ...table([
         "runtime",
@@ -398,6 +362,12 @@ const STANDING_MODES: Record<string, Record<string, string>> = {
   "fifo": STANDING_SERVER,
   "adaptive": { ...STANDING_SERVER, ORDER: "adaptive" },
 };
+/**
+ * The overload scenario's 1,024 connections, and 384 (the 320 that the
+ * slots and the queue hold, and 64 more), where the 503s that wrk sends
+ * back at once do not saturate the server's CPU.
+ */
+const STANDING_CONNECTIONS = [1024, 384] as const;
 /** Other target/interval values, on Deno only, one round each. */
 const VARIANTS: Array<[target: number, interval: number]> = [
   [1, 100],
@@ -411,7 +381,12 @@ interface StandingSample {
   goodput: number;
   p50: number;
   p99: number;
+  /** How long the served requests waited in the queue, ms. */
+  waitP50: number;
+  waitP99: number;
+  /** The handler's own time (its 50 ms timer, as late as it fires), ms. */
   holdP50: number;
+  holdP99: number;
   wrkP99: number;
   timedOut: number;
 }
@@ -421,66 +396,99 @@ async function standingRun(
   runtime: Runtime,
   env: Record<string, string>,
   seconds: number,
+  connections: number,
 ): Promise<StandingSample> {
   return await withServer(setup, runtime, env, async (server) => {
     const url = `${server.url}/`;
-    await wrk(setup, url, { connections: 1024, seconds: 1 });
+    await wrk(setup, url, { connections, seconds: 1 });
     await resetServer(server);
-    const load = await wrk(setup, url, { connections: 1024, seconds });
+    const load = await wrk(setup, url, { connections, seconds });
     const stats: ServerStats = await serverStats(server);
     return {
       goodput: stats.served / seconds,
       p50: stats.p50,
       p99: stats.p99,
+      waitP50: stats.waitP50,
+      waitP99: stats.waitP99,
       holdP50: stats.holdP50,
+      holdP99: stats.holdP99,
       wrkP99: load.p99,
       timedOut: stats.limiter.timedOut,
     };
   });
 }
 
+type StandingResult = Record<
+  number,
+  Record<Runtime, Record<string, StandingSample>>
+>;
+
 /** Target 3: standing queues. */
 export async function standingQueue(setup: Setup): Promise<Section> {
   const rounds = 2, seconds = 4;
-  const result = {} as Record<Runtime, Record<string, StandingSample>>;
-  for (const runtime of RUNTIMES) {
-    const { samples } = await interleave<StandingSample>({
-      modes: () => Object.keys(STANDING_MODES),
-      measure: (mode) =>
-        standingRun(setup, runtime, STANDING_MODES[mode], seconds),
-      enough: (_, n) => n >= rounds,
-      maxRounds: rounds,
-      progress: (mode, round, s) =>
-        console.error(
-          `bench: standing_queue ${runtime} ${mode} round ${round + 1}: ${
-            fixed(s.goodput)
-          } served/s, p99 ${fixed(s.p99)} ms, hold p50 ${fixed(s.holdP50)} ms`,
-        ),
-    });
-    result[runtime] = Object.fromEntries(
-      Object.keys(STANDING_MODES).map((mode) => {
-        const pick = (f: (s: StandingSample) => number) =>
-          median(values(samples, mode, f));
-        return [mode, {
-          goodput: pick((s) => s.goodput),
-          p50: pick((s) => s.p50),
-          p99: pick((s) => s.p99),
-          holdP50: pick((s) => s.holdP50),
-          wrkP99: pick((s) => s.wrkP99),
-          timedOut: pick((s) => s.timedOut),
-        }];
-      }),
-    );
+  const result = {} as StandingResult;
+  for (const connections of STANDING_CONNECTIONS) {
+    result[connections] = {} as Record<
+      Runtime,
+      Record<string, StandingSample>
+    >;
+    for (const runtime of RUNTIMES) {
+      const { samples } = await interleave<StandingSample>({
+        modes: () => Object.keys(STANDING_MODES),
+        measure: (mode) =>
+          standingRun(
+            setup,
+            runtime,
+            STANDING_MODES[mode],
+            seconds,
+            connections,
+          ),
+        enough: (_, n) => n >= rounds,
+        maxRounds: rounds,
+        progress: (mode, round, s) =>
+          console.error(
+            `bench: standing_queue ${connections} ${runtime} ${mode} round ${
+              round + 1
+            }: ${fixed(s.goodput)} served/s, p99 ${fixed(s.p99)} ms, wait p99 ${
+              fixed(s.waitP99)
+            } ms, hold p50/p99 ${fixed(s.holdP50)}/${fixed(s.holdP99)} ms`,
+          ),
+      });
+      result[connections][runtime] = Object.fromEntries(
+        Object.keys(STANDING_MODES).map((mode) => {
+          const pick = (f: (s: StandingSample) => number) =>
+            median(values(samples, mode, f));
+          const sample: StandingSample = {
+            goodput: pick((s) => s.goodput),
+            p50: pick((s) => s.p50),
+            p99: pick((s) => s.p99),
+            waitP50: pick((s) => s.waitP50),
+            waitP99: pick((s) => s.waitP99),
+            holdP50: pick((s) => s.holdP50),
+            holdP99: pick((s) => s.holdP99),
+            wrkP99: pick((s) => s.wrkP99),
+            timedOut: pick((s) => s.timedOut),
+          };
+          return [mode, sample];
+        }),
+      );
+    }
   }
   const variants: Record<string, StandingSample> = {};
   for (const [target, interval] of VARIANTS) {
     const name = `target ${target}, interval ${interval}`;
-    variants[name] = await standingRun(setup, "deno", {
-      ...STANDING_SERVER,
-      ORDER: "adaptive",
-      TARGET: String(target),
-      INTERVAL: String(interval),
-    }, seconds);
+    variants[name] = await standingRun(
+      setup,
+      "deno",
+      {
+        ...STANDING_SERVER,
+        ORDER: "adaptive",
+        TARGET: String(target),
+        INTERVAL: String(interval),
+      },
+      seconds,
+      1024,
+    );
     console.error(
       `bench: standing_queue deno adaptive ${name}: ${
         fixed(variants[name].goodput)
@@ -491,61 +499,76 @@ export async function standingQueue(setup: Setup): Promise<Section> {
     `${setup.results}/standing_queue.svg`,
     standingChart(result),
   );
-  const rows = RUNTIMES.map((runtime) => {
-    const fifo = result[runtime]["fifo"];
-    const adaptive = result[runtime]["adaptive"];
-    return [
-      runtime,
-      `${fixed(fifo.goodput)} (${fixed(fifo.goodput / STANDING_CEILING, 2)})`,
-      `${fixed(adaptive.goodput)} (${
-        fixed(adaptive.goodput / fifo.goodput, 3)
-      })`,
-      `${fixed(fifo.p50)} / ${fixed(fifo.p99)} ms`,
-      `${fixed(adaptive.p50)} / ${fixed(adaptive.p99)} ms (${
-        fixed(adaptive.p99 / 50, 2)
-      }x 50 ms)`,
-      `${fixed(fifo.holdP50)} / ${fixed(adaptive.holdP50)} ms (${
-        fixed(adaptive.p99 / adaptive.holdP50, 2)
-      }x)`,
-      `${fixed(fifo.wrkP99)} / ${fixed(adaptive.wrkP99)} ms`,
-    ];
-  });
+  const rows = STANDING_CONNECTIONS.flatMap((connections) =>
+    RUNTIMES.map((runtime) => {
+      const fifo = result[connections][runtime]["fifo"];
+      const adaptive = result[connections][runtime]["adaptive"];
+      return [
+        String(connections),
+        runtime,
+        `${fixed(fifo.goodput)} (${fixed(fifo.goodput / STANDING_CEILING, 2)})`,
+        `${fixed(adaptive.goodput)} (${
+          fixed(adaptive.goodput / fifo.goodput, 3)
+        })`,
+        `${fixed(fifo.p50)} / ${fixed(fifo.p99)} ms`,
+        `${fixed(adaptive.p50)} / ${fixed(adaptive.p99)} ms (${
+          fixed(adaptive.p99 / 50, 2)
+        }x)`,
+        `${fixed(fifo.waitP99)} / ${fixed(adaptive.waitP50, 1)} / ${
+          fixed(adaptive.waitP99, 1)
+        } ms`,
+        `${fixed(fifo.holdP50)} / ${fixed(fifo.holdP99)} ms`,
+        `${fixed(adaptive.holdP50)} / ${fixed(adaptive.holdP99)} ms`,
+        `${fixed(fifo.wrkP99)} / ${fixed(adaptive.wrkP99)} ms`,
+      ];
+    })
+  );
   const variantRows = [
-    ["target 5, interval 100 (default)", result.deno["adaptive"]],
+    ["target 5, interval 100 (default)", result[1024].deno["adaptive"]],
     ...Object.entries(variants),
   ].map(([name, s]) => {
     const sample = s as StandingSample;
     return [
       name as string,
       `${fixed(sample.goodput)} (${
-        fixed(sample.goodput / result.deno["fifo"].goodput, 3)
+        fixed(sample.goodput / result[1024].deno["fifo"].goodput, 3)
       })`,
       `${fixed(sample.p50)} / ${fixed(sample.p99)} ms`,
-      `${fixed(sample.holdP50)} ms`,
+      `${fixed(sample.waitP99, 1)} ms`,
+      `${fixed(sample.holdP50)} / ${fixed(sample.holdP99)} ms`,
     ];
   });
   return {
     key: "standing_queue",
     json: { result, variants },
     markdown: [
-      "## Standing queues: 50 ms handler, limit 64, queue 256, 1,024 connections",
+      "## Standing queues: 50 ms handler, limit 64, queue 256",
       "",
-      `wrk, 1,024 connections, ${seconds} s after 1 s of warm-up, a fresh server per measurement. Goodput: 200s per second (x the ceiling of 64 / 50 ms = ${STANDING_CEILING} for FIFO, x FIFO's for adaptive). Latency of the served requests is measured in the server, from the call of the throttled handler to its response (wrk mixes 503s into its own figures; its p99 over all responses is in the last column). The measured hold is the handler's own time: its 50 ms timer fires late when the server's CPU is saturated. Default \`target\` 5 ms, \`interval\` 100 ms. Medians of ${rounds} interleaved rounds.`,
+      `wrk, 1,024 connections (the overload scenario) and 384, ${seconds} s after 1 s of warm-up, a fresh server per measurement. Goodput: 200s per second (x the ceiling of 64 / 50 ms = ${STANDING_CEILING} for FIFO, x FIFO's for adaptive). Latency of the served requests is measured in the server, from the call of the throttled handler to its response (wrk mixes 503s into its own figures; its p99 over all responses is in the last column); the time a request spent before it reached the server (in the kernel's accept queue, or unread on its connection) is not in it. Of that latency, the wait in floodgate's queue comes from the limiter's \`admitted\` events, and the handler's own time (its 50 ms timer, which fires late when the server's CPU is saturated) is measured inside the handler. Default \`target\` 5 ms, \`interval\` 100 ms. Medians of ${rounds} interleaved rounds.`,
       "",
       ...table([
+        "connections",
         "runtime",
         "FIFO goodput (x ceiling)",
         "adaptive goodput (x FIFO)",
         "FIFO served p50 / p99",
-        "adaptive served p50 / p99",
-        "measured hold p50: FIFO / adaptive (adaptive p99 / its hold)",
+        "adaptive served p50 / p99 (p99 / 50 ms)",
+        "wait in the queue: FIFO p99 / adaptive p50 / p99",
+        "handler's own time, FIFO: p50 / p99",
+        "handler's own time, adaptive: p50 / p99",
         "wrk p99, all responses: FIFO / adaptive",
       ], rows),
       "",
-      "Other `target` and `interval` values (Deno, one round each):",
+      "Other `target` and `interval` values (Deno, 1,024 connections, one round each):",
       "",
       ...table(
-        ["adaptive", "goodput (x FIFO)", "served p50 / p99", "hold p50"],
+        [
+          "adaptive",
+          "goodput (x FIFO)",
+          "served p50 / p99",
+          "wait p99",
+          "handler's own time p50 / p99",
+        ],
         variantRows,
       ),
     ],
@@ -553,17 +576,17 @@ export async function standingQueue(setup: Setup): Promise<Section> {
 }
 
 /** The p99 of served requests over the hold time, by runtime and order. */
-export function standingChart(
-  result: Record<Runtime, Record<string, { p99: number }>>,
-): string {
+export function standingChart(result: StandingResult): string {
   return barChart(
-    "Served p99 / hold time (50 ms, limit 64, queue 256, 1,024 connections)",
+    "Served p99 / hold time (50 ms, limit 64, queue 256)",
     "p99 / 50 ms",
-    RUNTIMES.flatMap((runtime) =>
-      Object.keys(STANDING_MODES).map((mode) => ({
-        label: `${runtime} ${mode}`,
-        value: result[runtime][mode].p99 / 50,
-      }))
+    STANDING_CONNECTIONS.flatMap((connections) =>
+      RUNTIMES.flatMap((runtime) =>
+        Object.keys(STANDING_MODES).map((mode) => ({
+          label: `${runtime} ${mode}, ${connections}`,
+          value: result[connections][runtime][mode].p99 / 50,
+        }))
+      )
     ),
     2,
   );
