@@ -187,12 +187,6 @@ export class Slots {
   #holdTime: number | undefined = undefined;
   /** When the queue was last empty, for `order: "adaptive"`. */
   #lastEmpty = 0;
-  /**
-   * When letting go of waiters that a standing queue would serve too late
-   * last emptied it: that is no sign that the queue drains, so it stays
-   * standing unless it then stays empty for `interval`.
-   */
-  #shedAt = -Infinity;
   // Made on first use: a limiter per key must stay small.
   #offers: Set<Offer> | undefined = undefined;
   #watches: WeakMap<AbortSignal, AbortWatch> | undefined = undefined;
@@ -338,7 +332,7 @@ export class Slots {
       this.#reporter?.rejected("timeout", 0, ask.priority); // observe
       return "timeout";
     }
-    if (stale !== undefined) this.#drop(stale, true);
+    if (stale !== undefined) this.#drop(stale);
     else if (evicted !== undefined) {
       this.#abandon(evicted);
       this.#rejected++;
@@ -394,9 +388,7 @@ export class Slots {
     waiter.queuedAt = now;
     if (ask.deadline !== Infinity || this.#adaptive) {
       waiter.deadlineAt = now + ask.deadline;
-      if (
-        this.#waiters.size === 0 && now - this.#shedAt > this.#interval
-      ) this.#lastEmpty = now;
+      if (this.#waiters.size === 0) this.#lastEmpty = now;
     }
     this.#waiters.push(waiter);
     // It may be first in line now and fit: with "lifo" behind a wide
@@ -617,7 +609,7 @@ export class Slots {
           now + (this.#holdTime ?? 0) > waiter.deadlineAt ||
           (standing && now - waiter.queuedAt > this.#target)
         ) {
-          this.#drop(waiter, standing);
+          this.#drop(waiter);
           continue;
         }
       }
@@ -660,12 +652,9 @@ export class Slots {
     );
   }
 
-  /**
-   * Lets a queued waiter go with `"timeout"`; `shed` when a standing queue
-   * lets it go (CoDel), which does not count as the queue draining.
-   */
-  #drop(waiter: Waiter, shed = false): void {
-    this.#abandon(waiter, shed);
+  /** Lets a queued waiter go with `"timeout"`. */
+  #drop(waiter: Waiter): void {
+    this.#abandon(waiter);
     this.#timedOut++;
     this.#reportWaiter("timeout", waiter); // observe
     waiter.fail(new RejectedError("timeout"));
@@ -756,11 +745,10 @@ export class Slots {
    * lets the next one in if it now fits (a wide first waiter may have held
    * the others back).
    */
-  #abandon(waiter: Waiter, shed = false): boolean {
+  #abandon(waiter: Waiter): boolean {
     if (waiter.flow === undefined) return false;
     this.#waiters.remove(waiter);
-    if (!shed) this.#left();
-    else if (this.#waiters.size === 0) this.#shedAt = performance.now();
+    this.#left();
     waiter.stopWaiting();
     if (this.#waiters.size !== 0) this.#grantWaiters();
     return true;
