@@ -50,17 +50,30 @@ export function checkDeadline(name: string, value: unknown): number {
 /**
  * The ask of `acquire`, `tryAcquire` or `run` options; {@linkcode PLAIN}
  * when none of its fields is set, so that the common call allocates nothing.
+ * The common values pass a plain test; the checks run only to explain a bad
+ * one.
  */
 export function askOf(options: AskOptions | undefined): Ask {
+  if (options === undefined) return PLAIN;
+  let { priority, flow, weight, deadline } = options;
   if (
-    options === undefined ||
-    (options.priority === undefined && options.flow === undefined &&
-      options.weight === undefined && options.deadline === undefined)
+    priority === undefined && flow === undefined && weight === undefined &&
+    deadline === undefined
   ) return PLAIN;
-  return {
-    priority: checkPriority("priority", options.priority),
-    flow: checkFlow("flow", options.flow),
-    weight: checkWeight("weight", options.weight),
-    deadline: checkDeadline("deadline", options.deadline),
-  };
+  if (priority === undefined) priority = 3;
+  else if (!(Number.isInteger(priority) && priority >= 0 && priority <= 7)) {
+    priority = checkPriority("priority", priority);
+  }
+  if (flow !== undefined && typeof flow !== "string") {
+    flow = checkFlow("flow", flow);
+  }
+  if (weight === undefined) weight = 1;
+  else if (!(Number.isInteger(weight) && weight >= 1)) {
+    weight = checkWeight("weight", weight);
+  }
+  if (deadline === undefined) deadline = Infinity;
+  else if (!(typeof deadline === "number" && deadline >= 0)) {
+    deadline = checkDeadline("deadline", deadline);
+  }
+  return { priority, flow, weight, deadline };
 }

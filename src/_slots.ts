@@ -30,16 +30,27 @@ export interface Hold {
 /** How the work done in a slot ended, for an adaptive limit. */
 export type Outcome = "done" | "dropped";
 
+/** The widest slot whose hold can go untimed. */
+const WIDEST_UNTIMED = 64;
+
 /**
- * The hold of a slot of weight 1 that is not timed: under a static limit,
+ * The holds of slots that are not timed, by weight: under a static limit,
  * hold times are measured only on slots granted near the limit, where they
- * matter, so that the fast path allocates nothing.
+ * matter, so that the fast path allocates nothing and reads no clock.
  */
-export const UNTIMED: Hold = Object.freeze({
-  weight: 1,
-  granted: 0,
-  inflight: 0,
-});
+const UNTIMED_HOLDS: readonly Hold[] = Array.from(
+  { length: WIDEST_UNTIMED + 1 },
+  (_, weight) => Object.freeze({ weight, granted: 0, inflight: 0 }),
+);
+
+/** The untimed hold of a slot of weight 1, the common one. */
+export const UNTIMED: Hold = UNTIMED_HOLDS[1];
+
+/** Whether `hold` is one of the untimed holds. */
+export function isUntimed(hold: Hold): boolean {
+  return hold === UNTIMED ||
+    (hold.weight <= WIDEST_UNTIMED && UNTIMED_HOLDS[hold.weight] === hold);
+}
 
 /** How much each new hold time moves the estimate (an EWMA). */
 const HOLD_SMOOTHING = 0.1;
@@ -393,7 +404,7 @@ export class Slots {
     this.#waiters.push(waiter);
     // It may be first in line now and fit: with "lifo" behind a wide
     // waiter, or after making room let a waiter go.
-    this.#grantWaiters();
+    this.#grantWaiters(now);
   }
 
   /**
@@ -419,12 +430,14 @@ export class Slots {
    * outcome tells an adaptive limit that the work failed.
    */
   release(hold: Hold, outcome: Outcome): void {
-    if (hold !== UNTIMED) {
+    // The clock read to measure the hold also times the grants it makes.
+    let now: number | undefined;
+    if (!isUntimed(hold)) {
       hold = Reporter.released(hold, outcome); // observe
-      if (hold !== UNTIMED) this.#measure(hold, outcome);
+      if (!isUntimed(hold)) now = this.#measure(hold, outcome);
     }
     this.#active -= hold.weight;
-    this.#passOn();
+    this.#passOn(now);
   }
 
   /**
@@ -440,9 +453,12 @@ export class Slots {
     return seconds < 1 ? 1 : seconds > 60 ? 60 : seconds;
   }
 
-  /** After slots came back: to the waiters, or to `close()` once idle. */
-  #passOn(): void {
-    if (this.#waiters.size !== 0) this.#grantWaiters();
+  /**
+   * After slots came back: to the waiters, or to `close()` once idle. `now`
+   * is the time if it was read already.
+   */
+  #passOn(now?: number): void {
+    if (this.#waiters.size !== 0) this.#grantWaiters(now);
     else if (this.#active === 0) this.#resolveClosed?.();
   }
 
@@ -523,23 +539,24 @@ export class Slots {
       performance.now() - this.#lastEmpty > this.#interval;
   }
 
-  #take(taken: number, fromQueue: boolean): Hold {
+  /** Takes `taken` of capacity; `now` is the time if it was read already. */
+  #take(taken: number, fromQueue: boolean, now?: number): Hold {
     this.#active += taken;
     this.#admitted++;
     if (this.#algorithm !== undefined) {
       return {
         weight: taken,
-        granted: performance.now(),
+        granted: now ?? performance.now(),
         inflight: this.#active,
       };
     }
     // Timed only where an estimate is needed: near the limit, and until the
     // first hold was measured.
     if (
-      fromQueue || taken !== 1 || this.#holdTime === undefined ||
-      this.#active >= this.#timedFrom
-    ) return { weight: taken, granted: performance.now(), inflight: 0 };
-    return UNTIMED;
+      fromQueue || this.#holdTime === undefined ||
+      this.#active >= this.#timedFrom || taken > WIDEST_UNTIMED
+    ) return { weight: taken, granted: now ?? performance.now(), inflight: 0 };
+    return taken === 1 ? UNTIMED : UNTIMED_HOLDS[taken];
   }
 
   /** Remembers an algorithm, and returns the limit to enforce now. */
@@ -552,14 +569,16 @@ export class Slots {
     return limitOf(limit);
   }
 
-  /** Learns from one released, timed slot. */
-  #measure(hold: Hold, outcome: Outcome): void {
-    const rtt = performance.now() - hold.granted;
+  /** Learns from one released, timed slot; returns the time now. */
+  #measure(hold: Hold, outcome: Outcome): number {
+    const now = performance.now();
+    const rtt = now - hold.granted;
     const estimate = this.#holdTime;
     this.#holdTime = estimate === undefined
       ? rtt
       : estimate + (rtt - estimate) * HOLD_SMOOTHING;
     if (hold.inflight !== 0) this.#sample(rtt, hold.inflight, outcome);
+    return now;
   }
 
   /** Feeds one released slot to the adaptive limit. */
@@ -589,22 +608,26 @@ export class Slots {
    * wide waiter first in line is never overtaken by narrow ones behind it.
    * A waiter that can no longer be served in time is let go instead.
    */
-  #grantWaiters(): void {
+  #grantWaiters(now?: number): void {
     if (this.#granting) return;
     this.#granting = true;
     try {
-      this.#grantInOrder();
+      this.#grantInOrder(now);
     } finally {
       this.#granting = false;
     }
   }
 
-  #grantInOrder(): void {
+  /**
+   * `now` is the time if it was read already: one clock read serves every
+   * grant of a pass, which takes no longer than the bookkeeping.
+   */
+  #grantInOrder(now: number | undefined): void {
     while (this.#waiters.size !== 0) {
       const standing = this.#adaptive && this.#standing();
       const waiter = this.#waiters.first(this.#lifo || standing)!;
       if (waiter.deadlineAt !== Infinity || standing) {
-        const now = performance.now();
+        now ??= performance.now();
         if (
           now + (this.#holdTime ?? 0) > waiter.deadlineAt ||
           (standing && now - waiter.queuedAt > this.#target)
@@ -619,20 +642,20 @@ export class Slots {
       this.#waiters.take(waiter);
       this.#left();
       waiter.stopWaiting();
-      const hold = this.#take(taken, true);
+      now ??= performance.now();
+      const hold = this.#take(taken, true, now);
       if (IN_WORKERD) {
-        const wait = performance.now() - waiter.queuedAt;
         const offer: Offer = {
           ...hold,
           seen: 0,
-          wait,
+          wait: now - waiter.queuedAt,
           priority: waiter.priority,
         };
         (this.#offers ??= new Set()).add(offer);
         waiter.grant(offer);
       } else if (this.#reporter === undefined) waiter.grant(hold);
       else { // observe
-        const wait = performance.now() - waiter.queuedAt;
+        const wait = now - waiter.queuedAt;
         waiter.grant(this.#reporter.admitted(hold, wait, waiter.priority));
       }
     }

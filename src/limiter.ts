@@ -267,6 +267,43 @@ function runHeld<T>(
   });
 }
 
+/** A promise settled already, to start work in a reaction to it. */
+const SETTLED = Promise.resolve();
+
+/**
+ * What a queued `run()` does when granted: calls `fn` in a microtask of its
+ * own (never inside another caller's release) and settles the caller's
+ * promise with `fn`'s result once the slot is released, with no promise
+ * between them beyond `fn`'s own. Releases exactly once, whatever `fn`
+ * returns, as {@linkcode runHeld} does.
+ */
+function startWhenGranted<T>(
+  slots: Slots,
+  fn: () => T | PromiseLike<T>,
+  resolve: (value: T) => void,
+  reject: (error: unknown) => void,
+): (hold: Hold) => void {
+  return (hold) =>
+    // A reaction rather than queueMicrotask(), which Node wraps in
+    // JavaScript of its own.
+    void SETTLED.then(() => {
+      let result: T | PromiseLike<T>;
+      try {
+        result = fn();
+      } catch (error) {
+        slots.release(hold, "dropped");
+        return reject(error);
+      }
+      Promise.resolve(result).then((value) => {
+        slots.release(hold, "done");
+        resolve(value);
+      }, (error) => {
+        slots.release(hold, "dropped");
+        reject(error);
+      });
+    });
+}
+
 /**
  * Waits in the queue of `slots`. The caller continues in a reaction to the
  * promise, which runs in a microtask of its own (never inside another
@@ -455,6 +492,12 @@ export class Limiter {
     if (signal?.aborted !== true) {
       const hold = slots.acquireNow(ask);
       if (hold !== undefined) return runHeld(slots, hold, fn);
+    }
+    if (!GRANTS_ARE_OFFERS) {
+      return new Promise<T>((resolve, reject) => {
+        const start = startWhenGranted(slots, fn, resolve, reject);
+        slots.enqueue(new Waiter(start, reject), signal, ask);
+      });
     }
     return queue(slots, signal, ask).then((granted) => {
       const hold = slots.claim(granted);
