@@ -196,8 +196,11 @@ export function gate<
     rest: A,
   ): R | Response | Promise<R | Response> {
     // A client that left already fails in enqueue (counted as aborted): it
-    // must not make room first by evicting or letting a waiter go.
-    const reason = request.signal.aborted ? undefined : slots.refuse(ask);
+    // must not make room first by evicting or letting a waiter go. Only
+    // waiters can make room (and reading the signal makes Deno warn).
+    const reason = slots.queued !== 0 && request.signal.aborted
+      ? undefined
+      : slots.refuse(ask);
     if (reason !== undefined) {
       return turnAway(subject, ask, { reason, slots, key });
     }

@@ -165,7 +165,11 @@ export interface LimiterStats {
    * rejections of `dryRun`.
    */
   rejected: number;
-  /** Waiters that left the queue after `queueTimeout` since creation. */
+  /**
+   * Acquisitions denied as `"timeout"` since creation: waiters that left the
+   * queue after `queueTimeout` or their deadline, and callers refused at
+   * once because their expected wait was longer.
+   */
   timedOut: number;
   /** Acquisitions given up through their `AbortSignal` since creation. */
   aborted: number;

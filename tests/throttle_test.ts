@@ -81,6 +81,25 @@ test("throttle() answers 503 with Retry-After once limit is reached", async () =
   assert.deepEqual([stats.active, stats.admitted, stats.rejected], [0, 2, 1]);
 });
 
+test("throttle() without a queue turns requests away without reading their signal", async () => {
+  // Reading request.signal makes Deno warn about its legacy behaviour.
+  const slow = gatedHandler();
+  const handler = throttle(slow.handler, { limit: 1 });
+  const first = handler(request());
+  let reads = 0;
+  const watched = request();
+  Object.defineProperty(watched, "signal", {
+    get() {
+      reads++;
+      return new AbortController().signal;
+    },
+  });
+  assert.equal((await handler(watched)).status, 503);
+  assert.equal(reads, 0);
+  slow.next();
+  assert.equal((await first).status, 200);
+});
+
 test("throttle() uses retryAfter in the default rejection", async () => {
   const slow = gatedHandler();
   const handler = throttle(slow.handler, { limit: 1, retryAfter: 7 });
