@@ -66,12 +66,19 @@ export interface Observable {
 type EventName = "admitted" | "rejected" | "released";
 
 /**
- * Every runtime has a console, but not every program's types declare one
- * (a Bun or Workers program without the DOM library).
+ * Reports a user's code that threw, on the console. Every runtime has one,
+ * but not every program's types declare one (a Bun or Workers program
+ * without the DOM library). An error the console cannot print (a throwing
+ * `stack` getter, a revoked proxy) is not reported: the gate goes on.
  */
-const logError = (message: string, error: unknown): void =>
-  (globalThis as { console?: { error(...data: unknown[]): void } }).console
-    ?.error(message, error);
+export function logError(message: string, error: unknown): void {
+  try {
+    (globalThis as { console?: { error(...data: unknown[]): void } })
+      .console?.error(message, error);
+  } catch {
+    // Nothing more can be said about it.
+  }
+}
 
 /** The observers whose throw was reported already. */
 const failedObservers = new WeakSet<Observer>();

@@ -1,5 +1,5 @@
 import { type Ask, PLAIN } from "./_ask.ts";
-import { Reporter } from "./_observe.ts";
+import { logError, Reporter } from "./_observe.ts";
 import { Queued, WaitLine } from "./_wait_line.ts";
 import { RejectedError, type RejectReason } from "./rejected_error.ts";
 import type { LimitAlgorithm } from "./limit_algorithm.ts";
@@ -54,14 +54,6 @@ export function isUntimed(hold: Hold): boolean {
 
 /** How much each new hold time moves the estimate (an EWMA). */
 const HOLD_SMOOTHING = 0.1;
-
-/**
- * Every runtime has a console, but not every program's types declare one
- * (a Bun or Workers program without the DOM library).
- */
-const logError = (message: string, error: unknown): void =>
-  (globalThis as { console?: { error(...data: unknown[]): void } }).console
-    ?.error(message, error);
 
 /**
  * workerd runs each request in a context of its own and cancels one that
@@ -420,8 +412,8 @@ export class Slots {
       return this.#reporter?.admitted(offer, offer.wait, offer.priority) ??
         offer;
     }
-    // Counted as aborted when withdrawn; the waiter was alive after all.
-    this.#aborted--;
+    // Counted (and reported) as aborted when withdrawn; the caller that
+    // comes back acquires anew.
     return undefined;
   }
 
@@ -633,6 +625,8 @@ export class Slots {
           (standing && now - waiter.queuedAt > this.#target)
         ) {
           this.#drop(waiter);
+          // Its observers may have taken their time.
+          if (this.#reporter !== undefined) now = undefined;
           continue;
         }
       }
@@ -657,6 +651,7 @@ export class Slots {
       else { // observe
         const wait = now - waiter.queuedAt;
         waiter.grant(this.#reporter.admitted(hold, wait, waiter.priority));
+        now = undefined; // its observers may have taken their time
       }
     }
   }

@@ -246,40 +246,52 @@ class LimiterPermit implements Permit {
 }
 
 /**
- * Calls `fn` in a slot already held and releases it when `fn`'s result
- * settles, whatever `fn` returns: a thenable that calls back twice, or whose
- * `then` throws, still releases exactly once.
+ * Calls `fn` in a slot already held, releases the slot when `fn`'s result
+ * settles and then settles the caller's promise with it. Whatever `fn`
+ * returns or throws (a thenable that calls back twice, or whose `then` or
+ * `constructor` getter throws), the slot is released exactly once.
  */
+function settleHeld<T>(
+  slots: Slots,
+  hold: Hold,
+  fn: () => T | PromiseLike<T>,
+  resolve: (value: T) => void,
+  reject: (error: unknown) => void,
+): void {
+  let result: Promise<T>;
+  try {
+    result = Promise.resolve(fn());
+  } catch (error) {
+    slots.release(hold, "dropped");
+    return reject(error);
+  }
+  result.then((value) => {
+    slots.release(hold, "done");
+    resolve(value);
+  }, (error) => {
+    slots.release(hold, "dropped");
+    reject(error);
+  });
+}
+
+/** Runs `fn` in a slot already held; see {@linkcode settleHeld}. */
 function runHeld<T>(
   slots: Slots,
   hold: Hold,
   fn: () => T | PromiseLike<T>,
 ): Promise<T> {
-  let result: T | PromiseLike<T>;
-  try {
-    result = fn();
-  } catch (error) {
-    slots.release(hold, "dropped");
-    return Promise.reject(error);
-  }
-  return Promise.resolve(result).then((value) => {
-    slots.release(hold, "done");
-    return value;
-  }, (error) => {
-    slots.release(hold, "dropped");
-    throw error;
-  });
+  return new Promise((resolve, reject) =>
+    settleHeld(slots, hold, fn, resolve, reject)
+  );
 }
 
 /** A promise settled already, to start work in a reaction to it. */
 const SETTLED = Promise.resolve();
 
 /**
- * What a queued `run()` does when granted: calls `fn` in a microtask of its
- * own (never inside another caller's release) and settles the caller's
- * promise with `fn`'s result once the slot is released, with no promise
- * between them beyond `fn`'s own. Releases exactly once, whatever `fn`
- * returns, as {@linkcode runHeld} does.
+ * What a queued `run()` does when granted: runs `fn` as
+ * {@linkcode settleHeld} does, in a microtask of its own (never inside
+ * another caller's release), with no promise beyond `fn`'s own.
  */
 function startWhenGranted<T>(
   slots: Slots,
@@ -290,22 +302,7 @@ function startWhenGranted<T>(
   return (hold) =>
     // A reaction rather than queueMicrotask(), which Node wraps in
     // JavaScript of its own.
-    void SETTLED.then(() => {
-      let result: T | PromiseLike<T>;
-      try {
-        result = fn();
-      } catch (error) {
-        slots.release(hold, "dropped");
-        return reject(error);
-      }
-      Promise.resolve(result).then((value) => {
-        slots.release(hold, "done");
-        resolve(value);
-      }, (error) => {
-        slots.release(hold, "dropped");
-        reject(error);
-      });
-    });
+    void SETTLED.then(() => settleHeld(slots, hold, fn, resolve, reject));
 }
 
 /**

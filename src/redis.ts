@@ -343,6 +343,9 @@ export class RedisLimiter {
       granted = resolve;
       refused = reject;
     });
+    // close() may reject it before it is returned to the caller: that must
+    // not count as an unhandled rejection (Node and Deno exit on one).
+    promise.catch(() => {});
     if (mayWait && !this.#subscribed) {
       try {
         await this.#subscribe();

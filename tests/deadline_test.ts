@@ -314,6 +314,24 @@ test("Limiter lets a waiter go, instead of granting it, once the time left canno
   });
 });
 
+test("Limiter reads the clock again after observers ran, before it grants the next waiter", async () => {
+  await onFakeClock(async (clock) => {
+    const limiter = new Limiter({ limit: 2, queue: 10 });
+    await teachHold(limiter, clock, 30);
+    const wide = limiter.tryAcquire({ weight: 2 })!;
+    const first = watch(limiter.acquire());
+    // Expected wait 30 of a budget of 100 - 30: it queues.
+    const late = watch(limiter.acquire({ deadline: 100 }));
+    // A slow observer: 80 ms pass while the first waiter is admitted.
+    limiter.observe({ admitted: () => void (clock.now += 80) });
+    wide.release(); // both slots come back in one pass
+    await flush();
+    assert.ok(first.value);
+    assert.ok(isRejection(late.error, "timeout"));
+    assert.equal(limiter.stats().timedOut, 1);
+  });
+});
+
 test("Limiter grants a waiter whose deadline still covers the hold time", async () => {
   await onFakeClock(async (clock) => {
     const limiter = new Limiter({ limit: 1, queue: 10 });

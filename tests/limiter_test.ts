@@ -562,3 +562,24 @@ test("Limiter grants no waiter whose shared signal aborted, even one a leaving w
   assert.equal(limiter.active, 1);
   assert.equal(limiter.stats().aborted, 2);
 });
+
+test("Limiter.run() releases once and rejects when fn returns a promise it cannot adopt", async () => {
+  const boom = new Error("constructor getter");
+  const unadoptable = () => {
+    const promise = Promise.resolve(1);
+    Object.defineProperty(promise, "constructor", {
+      get() {
+        throw boom;
+      },
+    });
+    return promise;
+  };
+  const limiter = new Limiter({ limit: 1, queue: 1 });
+  await assert.rejects(limiter.run(unadoptable), boom);
+  assert.equal(limiter.active, 0);
+  const held = limiter.tryAcquire()!;
+  const queued = limiter.run(unadoptable);
+  held.release();
+  await assert.rejects(queued, boom);
+  assert.equal(limiter.active, 0);
+});

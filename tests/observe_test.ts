@@ -231,6 +231,34 @@ test("an observer whose method getter or proxy throws breaks nothing and leaks n
   }
 });
 
+test("an observer whose error the console cannot print breaks nothing and leaks no capacity", () => {
+  const limiter = new Limiter({ limit: 1 });
+  const later = recorder();
+  limiter.observe({
+    admitted() {
+      throw new Error("observer bug");
+    },
+  });
+  limiter.observe(later.observer);
+  const original = console.error;
+  // As a runtime's console does with an error whose stack getter throws.
+  console.error = () => {
+    throw new Error("cannot print it");
+  };
+  try {
+    for (let i = 0; i < 2; i++) {
+      const permit = limiter.tryAcquire();
+      assert.ok(permit);
+      permit.release();
+    }
+  } finally {
+    console.error = original;
+  }
+  assert.equal(limiter.active, 0);
+  assert.equal(later.count("admitted"), 2);
+  assert.equal(later.count("released"), 2);
+});
+
 test("observe() returns a function that removes the observer, once", () => {
   const limiter = new Limiter({ limit: 2 });
   const a = recorder();
