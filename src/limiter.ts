@@ -62,9 +62,7 @@ export interface LimiterOptions {
   target?: number;
   /**
    * With `order: "adaptive"`, how long the queue must go without being
-   * empty, in ms, before it counts as standing. A standing queue that
-   * emptied because it let its stale waiters go still stands, unless it
-   * stays empty for `interval` ms.
+   * empty, in ms, before it counts as standing.
    *
    * @default {100}
    */
