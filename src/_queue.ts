@@ -3,9 +3,18 @@
  * node that is not queued has `queued === false`.
  */
 export class WaitNode {
-  prev: WaitNode | undefined = undefined;
-  next: WaitNode | undefined = undefined;
-  queued = false;
+  // Fields are set in the constructors, not declared with initialisers:
+  // V8 (Node 20) runs a separate initialiser for each class of a chain, and
+  // a queued task builds one of these.
+  declare prev: WaitNode | undefined;
+  declare next: WaitNode | undefined;
+  declare queued: boolean;
+
+  constructor() {
+    this.prev = undefined;
+    this.next = undefined;
+    this.queued = false;
+  }
 }
 
 /**

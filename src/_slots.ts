@@ -126,21 +126,26 @@ class AbortWatch {
 
 /** A caller waiting for a slot. */
 export class Waiter extends Queued {
+  // Set in the constructor: see WaitNode.
   /** Receives the slot; must not run the caller's work synchronously. */
-  readonly grant: (hold: Hold) => void;
+  declare readonly grant: (hold: Hold) => void;
   /** Receives why no slot will come. */
-  readonly fail: (error: unknown) => void;
-  watch: AbortWatch | undefined = undefined;
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  declare readonly fail: (error: unknown) => void;
+  declare watch: AbortWatch | undefined;
+  declare timer: ReturnType<typeof setTimeout> | undefined;
   /** When it queued (`performance.now()`). */
-  queuedAt = 0;
+  declare queuedAt: number;
   /** When its caller stops wanting the work (`performance.now()`). */
-  deadlineAt = Infinity;
+  declare deadlineAt: number;
 
   constructor(grant: (hold: Hold) => void, fail: (error: unknown) => void) {
     super();
     this.grant = grant;
     this.fail = fail;
+    this.watch = undefined;
+    this.timer = undefined;
+    this.queuedAt = 0;
+    this.deadlineAt = Infinity;
   }
 
   /** Drops the timer and the abort listener, so nothing outlives the wait. */

@@ -2,11 +2,20 @@ import { WaitNode, WaitQueue } from "./_queue.ts";
 
 /** What the line needs to know of a waiter. */
 export class Queued extends WaitNode {
-  priority = 3;
-  weight = 1;
-  flowName: string | undefined = undefined;
+  // Set in the constructor: see WaitNode.
+  declare priority: number;
+  declare weight: number;
+  declare flowName: string | undefined;
   /** The flow it waits in, while it waits. */
-  flow: Flow | undefined = undefined;
+  declare flow: Flow | undefined;
+
+  constructor() {
+    super();
+    this.priority = 3;
+    this.weight = 1;
+    this.flowName = undefined;
+    this.flow = undefined;
+  }
 }
 
 /** The waiters of one flow at one priority, in arrival order. */
