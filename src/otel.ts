@@ -51,15 +51,17 @@ function attributesByPriority(name: string): (priority: number) => Attributes {
  * a call into the SDK, which hashes the attributes on every call.
  */
 class Tally {
-  readonly #name: string;
+  readonly #attributes: (priority: number) => Attributes;
   /** Counts by result, each by priority. */
   readonly #counts = new Map<string, number[]>();
   /** The counts of `admitted`, the common result, at hand. */
   readonly admitted: number[];
-  readonly #attributes = new Map<string, Attributes[]>();
+  /** The attributes of each count, by result, made once. */
+  readonly #made = new Map<string, Attributes[]>();
 
-  constructor(name: string) {
-    this.#name = name;
+  /** `attributes` gives those of a priority, without the result. */
+  constructor(attributes: (priority: number) => Attributes) {
+    this.#attributes = attributes;
     this.admitted = this.of("admitted");
   }
 
@@ -75,17 +77,14 @@ class Tally {
   /** Every count since `instrument()`, with its attributes. */
   *entries(): Iterable<{ attributes: Attributes; n: number }> {
     for (const [result, counts] of this.#counts) {
-      const made = this.#attributes.get(result) ?? [];
-      this.#attributes.set(result, made);
+      let made = this.#made.get(result);
+      if (made === undefined) this.#made.set(result, made = []);
       for (let priority = 0; priority < counts.length; priority++) {
         const n = counts[priority];
         if (n === 0) continue;
         const attributes = made[priority] ??= {
-          "floodgate.name": this.#name,
+          ...this.#attributes(priority),
           "floodgate.result": result,
-          ...(priority === DEFAULT_PRIORITY
-            ? {}
-            : { "floodgate.priority": priority }),
         };
         yield { attributes, n };
       }
@@ -188,9 +187,9 @@ export function instrument(
     unit: "{permit}",
   });
 
-  const tally = new Tally(name);
-  const admitted = tally.admitted;
   const attributes = attributesByPriority(name);
+  const tally = new Tally(attributes);
+  const admitted = tally.admitted;
   const plain: Attributes = { "floodgate.name": name };
   const observe: BatchObservableCallback = (result) => {
     for (const { attributes, n } of tally.entries()) {
