@@ -1,6 +1,6 @@
 import type { AsyncLimiter } from "./async_limiter.ts";
 import type { Adapter } from "./_gate.ts";
-import type { GateConfig } from "./_gate_options.ts";
+import { call, type GateConfig } from "./_gate_options.ts";
 import { checkCallbackResult, CLIENT_CLOSED } from "./_gate_shared.ts";
 import type { Observer } from "./_observe.ts";
 import { deliveredBy, releaseAfterBody } from "./_release_body.ts";
@@ -37,14 +37,15 @@ export function asyncGate<
     ...rest: A
   ): Promise<R | Response> {
     const subject = adapter.subject(request, rest);
+    const extra = adapter.callbackArguments(rest);
     if (skip !== undefined) {
-      const skipped = skip(subject, ...adapter.callbackArguments(rest));
+      const skipped = call(skip, subject, extra);
       checkCallbackResult("skip", skipped);
       if (skipped) return handler(request, ...rest);
     }
     let permit;
     try {
-      const ask = askOf?.(subject, adapter.callbackArguments(rest));
+      const ask = askOf?.(subject, extra);
       permit = await limiter.acquire({ ...ask, signal: request.signal });
     } catch (error) {
       if (error instanceof RejectedError) {
