@@ -120,6 +120,15 @@ export class Observers {
     return this.#list.length;
   }
 
+  /**
+   * The observers now. A permit's `released` goes to those its `admitted`
+   * went to, so that an observer added meanwhile never gets one without the
+   * other.
+   */
+  get current(): readonly Observer[] {
+    return this.#list;
+  }
+
   add(observer: unknown): () => void {
     const added = checkObserver(observer);
     this.#list = [...this.#list, added];
@@ -135,12 +144,14 @@ export class Observers {
   }
 
   /**
-   * Calls `name` of every observer with `event`. One that throws (its
-   * method, or a getter or proxy that reads it) is reported once and the
-   * others still get the event.
+   * Calls `name` of every observer with `event`, or of those in `to` that
+   * still observe. One that throws (its method, or a getter or proxy that
+   * reads it) is reported once and the others still get the event.
    */
-  emit(name: EventName, event: object): void {
-    for (const observer of this.#list) {
+  emit(name: EventName, event: object, to = this.#list): void {
+    const list = this.#list;
+    for (const observer of to) {
+      if (to !== list && !list.includes(observer)) continue; // removed since
       try {
         // One named read per event: `observer[name]` would be a keyed read
         // that sees three names, which V8 makes megamorphic (a global cache
@@ -175,6 +186,8 @@ interface ObservedHold extends Hold {
   readonly priority: number;
   readonly since: number;
   readonly reporter: Reporter;
+  /** The observers its `admitted` went to. */
+  readonly observers: readonly Observer[];
 }
 
 /**
@@ -195,7 +208,8 @@ export class Reporter {
   admitted(hold: Hold, wait: number, priority: number): Hold {
     const event: AdmittedEvent = { wait, priority, weight: hold.weight };
     if (this.#key !== undefined) event.key = this.#key;
-    this.#observers.emit("admitted", event);
+    const observers = this.#observers.current;
+    this.#observers.emit("admitted", event, observers);
     const observed: ObservedHold = {
       weight: hold.weight,
       granted: hold.granted,
@@ -206,6 +220,7 @@ export class Reporter {
       // of the clock.
       since: hold.granted !== 0 ? hold.granted : performance.now(),
       reporter: this,
+      observers,
     };
     return observed;
   }
@@ -232,7 +247,7 @@ export class Reporter {
       dropped: outcome === "dropped",
     };
     if (reporter.#key !== undefined) event.key = reporter.#key;
-    reporter.#observers.emit("released", event);
+    reporter.#observers.emit("released", event, observed.observers);
     return observed.inner!;
   }
 }

@@ -67,6 +67,8 @@ export function defaultRejection(): (retryAfter: number) => Response {
       // "auto" sends 1-60; a fixed value is one more.
       if (inits.size < 64) inits.set(retryAfter, init);
     }
-    return new Response("Service Unavailable: server at capacity\n", init);
+    // Neutral wording: the same body answers "full", "timeout", "closed" and
+    // a fleet limit whose Redis is "unavailable".
+    return new Response("Service Unavailable: try again later\n", init);
   };
 }

@@ -188,7 +188,11 @@ export class RedisLimiter {
   readonly #lease: number;
   readonly #timeout: number;
   readonly #waiters = new Map<string, Waiter>();
-  readonly #held = new Map<string, number>();
+  /** Permits held: when each was granted, and who saw it granted. */
+  readonly #held = new Map<
+    string,
+    { granted: number; observers: readonly Observer[] }
+  >();
   readonly #observers = new Observers(() => {});
   readonly #pending = new Set<Promise<unknown>>();
   readonly #hashing: Promise<unknown> = hashes();
@@ -712,7 +716,8 @@ export class RedisLimiter {
 
   #grant(id: string, started: number): Permit {
     const granted = Date.now();
-    this.#held.set(id, granted);
+    const observers = this.#observers.current;
+    this.#held.set(id, { granted, observers });
     this.#stats.admitted++;
     this.#emit("admitted", { wait: granted - started, priority: 3, weight: 1 });
     this.#renewWhileBusy();
@@ -726,14 +731,16 @@ export class RedisLimiter {
   }
 
   #release(id: string): void {
-    const granted = this.#held.get(id)!;
+    const { granted, observers } = this.#held.get(id)!;
     this.#held.delete(id);
-    this.#emit("released", {
-      hold: Date.now() - granted,
-      priority: 3,
-      weight: 1,
-      dropped: false,
-    });
+    if (observers.length > 0) {
+      this.#observers.emit("released", {
+        hold: Date.now() - granted,
+        priority: 3,
+        weight: 1,
+        dropped: false,
+      }, observers);
+    }
     this.#track(
       this.#batched(this.#releases, [id]).then((released) => {
         if (released === 0) this.#stats.expired++;
@@ -828,7 +835,7 @@ export class RedisLimiter {
     this.#emit("rejected", { reason, wait: Date.now() - started, priority: 3 });
   }
 
-  #emit(kind: "admitted" | "rejected" | "released", event: object): void {
+  #emit(kind: "admitted" | "rejected", event: object): void {
     if (this.#observers.size > 0) this.#observers.emit(kind, event);
   }
 }

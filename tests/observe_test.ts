@@ -285,6 +285,33 @@ test("a permit granted while observed reports its release after the observer lef
   assert.ok(limiter.tryAcquire());
 });
 
+test("an observer added while permits are held gets only the releases of the permits it saw granted", () => {
+  const limiter = new Limiter({ limit: 3 });
+  const a = recorder();
+  const b = recorder();
+  const c = recorder();
+  limiter.observe(a.observer);
+  const first = limiter.tryAcquire()!;
+  limiter.observe(b.observer);
+  // Added inside an event: the permit of that event is not its.
+  let added = false;
+  limiter.observe({
+    admitted() {
+      if (!added) limiter.observe(c.observer);
+      added = true;
+    },
+  });
+  const second = limiter.tryAcquire()!;
+  const third = limiter.tryAcquire()!;
+  first.release();
+  second.release();
+  third.release();
+  assert.deepEqual(
+    [a, b, c].map((r) => [r.count("admitted"), r.count("released")]),
+    [[3, 3], [2, 2], [1, 1]],
+  );
+});
+
 test("observe() rejects what is not an observer", () => {
   const limiter = new Limiter();
   assert.throws(() => limiter.observe(null as never), TypeError);

@@ -590,9 +590,9 @@ test("RedisLimiter: acquisitions made at once go together and each gets its own 
   await close();
 });
 
-test("RedisLimiter.observe() handles observers as Limiter.observe() does: methods of a class, checked methods", async () => {
+test("RedisLimiter.observe() handles observers as Limiter.observe() does: methods of a class, checked methods, releases to those that saw the grant", async () => {
   const { redis, close } = await clients.ioredis(server.port);
-  const limiter = new RedisLimiter({ redis, name: fresh(), limit: 1 });
+  const limiter = new RedisLimiter({ redis, name: fresh(), limit: 2 });
   class Log {
     events: string[] = [];
     admitted(event: { weight: number }) {
@@ -606,6 +606,13 @@ test("RedisLimiter.observe() handles observers as Limiter.observe() does: method
   limiter.observe(log);
   await limiter.run(() => {});
   assert.deepEqual(log.events, ["admitted 1", "released"]);
+  // One added while a permit is held does not get its release.
+  const permit = await limiter.acquire();
+  const late = new Log();
+  limiter.observe(late);
+  permit.release();
+  assert.deepEqual(late.events, []);
+  assert.equal(log.events.length, 4);
   assert.throws(
     () => limiter.observe({ rejected: 5 } as never),
     (e) => e instanceof TypeError && /observer "rejected"/.test(e.message),
