@@ -23,10 +23,10 @@ export function asyncGate<
 ): ThrottledHandler<A, R> {
   const limiter = config.remote as AsyncLimiter;
   const { skip, askOf, byBody, reject, overloaded } = config;
-  // The fleet's hold times are not measured here: "auto" sends 1.
-  const retryAfter = config.retryAfter === "auto" ? 1 : config.retryAfter;
-
-  function turnAway(subject: S, reason: RejectReason) {
+  function turnAway(subject: S, reason: RejectReason, priority = 3) {
+    const retryAfter = config.retryAfter !== "auto"
+      ? config.retryAfter
+      : limiter.retryAfter?.(priority) ?? 1;
     if (reject === undefined) return overloaded(retryAfter);
     const { limit, active, queued } = limiter.stats();
     return reject(subject, { reason, limit, active, queued, retryAfter });
@@ -44,12 +44,13 @@ export function asyncGate<
       if (skipped) return handler(request, ...rest);
     }
     let permit;
+    let ask;
     try {
-      const ask = askOf?.(subject, extra);
+      ask = askOf?.(subject, extra);
       permit = await limiter.acquire({ ...ask, signal: request.signal });
     } catch (error) {
       if (error instanceof RejectedError) {
-        return turnAway(subject, error.reason);
+        return turnAway(subject, error.reason, ask?.priority);
       }
       if (request.signal.aborted) return new Response(null, CLIENT_CLOSED);
       throw error;

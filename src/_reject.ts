@@ -48,6 +48,16 @@ export function checkedReject<S>(reject: Reject<S>): Reject<S> {
 }
 
 /**
+ * D5: the `Retry-After` seconds for an expected wait of `wait` ms, spread by
+ * up to +50% so that rejected clients do not return in step, rounded up and
+ * kept within 1-60.
+ */
+export function retryAfterSeconds(wait: number): number {
+  const seconds = Math.ceil(wait * (1 + Math.random() / 2) / 1000);
+  return seconds < 1 ? 1 : seconds > 60 ? 60 : seconds;
+}
+
+/**
  * The default rejection: 503 with `Retry-After` and a short plain-text body.
  * The init of each `Retry-After` value is made once, so that a flood of
  * rejections costs less than serving real responses.

@@ -2,6 +2,7 @@ import { type Ask, PLAIN } from "./_ask.ts";
 import { logError, Reporter } from "./_observe.ts";
 import { Queued, WaitLine } from "./_wait_line.ts";
 import { RejectedError, type RejectReason } from "./rejected_error.ts";
+import { retryAfterSeconds } from "./_reject.ts";
 import type { LimitAlgorithm } from "./limit_algorithm.ts";
 
 /** The options of a limiter, checked. */
@@ -53,7 +54,7 @@ export function isUntimed(hold: Hold): boolean {
 }
 
 /** How much each new hold time moves the estimate (an EWMA). */
-const HOLD_SMOOTHING = 0.1;
+export const HOLD_SMOOTHING = 0.1;
 
 /**
  * workerd runs each request in a context of its own and cancels one that
@@ -445,9 +446,9 @@ export class Slots {
    */
   retryAfter(priority: number): number {
     if (this.#holdTime === undefined) return 1;
-    const wait = this.#expectedWait(priority, 1, undefined, true);
-    const seconds = Math.ceil(wait * (1 + Math.random() / 2) / 1000);
-    return seconds < 1 ? 1 : seconds > 60 ? 60 : seconds;
+    return retryAfterSeconds(
+      this.#expectedWait(priority, 1, undefined, true),
+    );
   }
 
   /**

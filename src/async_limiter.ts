@@ -30,6 +30,11 @@ export interface AsyncLimiter {
   close(): Promise<void>;
   /** Adds an observer of its events; returns the function that removes it. */
   observe?(observer: Observer): () => void;
+  /**
+   * The seconds `retryAfter: "auto"` sends to a caller of `priority` turned
+   * away now; without this method, 1.
+   */
+  retryAfter?(priority: number): number;
 }
 
 /** Whether `value` has the shape of an {@linkcode AsyncLimiter}. */

@@ -11,6 +11,8 @@ import { adapterOf, type RedisAdapter } from "./_redis_client.ts";
 import { ACQUIRE, CANCEL, RELEASE, RENEW } from "./_redis_scripts.ts";
 import type { AcquireOptions, LimiterStats, Permit } from "./limiter.ts";
 import { RejectedError } from "./rejected_error.ts";
+import { retryAfterSeconds } from "./_reject.ts";
+import { HOLD_SMOOTHING } from "./_slots.ts";
 
 export type { RedisAdapter };
 
@@ -188,6 +190,8 @@ export class RedisLimiter {
   readonly #lease: number;
   readonly #timeout: number;
   readonly #waiters = new Map<string, Waiter>();
+  /** The mean time this process holds a permit (ms, an EWMA), once known. */
+  #holdTime: number | undefined = undefined;
   /** Permits held: when each was granted, and who saw it granted. */
   readonly #held = new Map<
     string,
@@ -273,6 +277,20 @@ export class RedisLimiter {
   /** The fleet-wide limit. */
   get limit(): number {
     return this.#limit;
+  }
+
+  /**
+   * The seconds a caller turned away now should wait before it tries again,
+   * which `throttle` sends with `retryAfter: "auto"`: the expected time until
+   * a permit frees for a newcomer behind a full fleet queue (the queue's
+   * bound plus one permits, at this process's mean hold time, over the
+   * limit), spread by up to +50% at random, within 1-60; 1 before this
+   * process gave a permit back.
+   */
+  retryAfter(): number {
+    if (this.#holdTime === undefined) return 1;
+    const ahead = this.#queue === Infinity ? this.#waiters.size : this.#queue;
+    return retryAfterSeconds((ahead + 1) * this.#holdTime / this.#limit);
   }
 
   /** Permits this process holds now. */
@@ -733,9 +751,13 @@ export class RedisLimiter {
   #release(id: string): void {
     const { granted, observers } = this.#held.get(id)!;
     this.#held.delete(id);
+    const hold = Date.now() - granted;
+    this.#holdTime = this.#holdTime === undefined
+      ? hold
+      : this.#holdTime + (hold - this.#holdTime) * HOLD_SMOOTHING;
     if (observers.length > 0) {
       this.#observers.emit("released", {
-        hold: Date.now() - granted,
+        hold,
         priority: 3,
         weight: 1,
         dropped: false,

@@ -638,3 +638,28 @@ test("throttle() with a RedisLimiter checks skip() as the in-process gate does",
   await limiter.close();
   await close();
 });
+
+test("throttle() with a RedisLimiter sends the fleet's expected wait in Retry-After", async () => {
+  const { redis, close } = await clients.ioredis(server.port);
+  const limiter = new RedisLimiter({ redis, name: fresh(), limit: 1, queue: 4 });
+  assert.equal(limiter.retryAfter(), 1); // no permit given back yet
+  const first = await limiter.acquire();
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  first.release();
+  // Behind a full queue: (4 + 1) x a hold of 400-500 ms over a limit of 1,
+  // spread by up to +50%: 2-4 s.
+  const seconds = limiter.retryAfter();
+  assert.ok(seconds >= 2 && seconds <= 4, `retryAfter() ${seconds}`);
+
+  const held = await limiter.acquire();
+  const waiters = Array.from({ length: 4 }, () => limiter.acquire());
+  const fetch = throttle(() => new Response("ok"), { limiter });
+  const response = await fetch(new Request("http://localhost/"));
+  assert.equal(response.status, 503);
+  const sent = Number(response.headers.get("retry-after"));
+  assert.ok(sent >= 2 && sent <= 4, `Retry-After ${sent}`);
+  held.release();
+  for (const waiter of waiters) (await waiter).release();
+  await limiter.close();
+  await close();
+});
