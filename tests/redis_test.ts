@@ -641,7 +641,12 @@ test("throttle() with a RedisLimiter checks skip() as the in-process gate does",
 
 test("throttle() with a RedisLimiter sends the fleet's expected wait in Retry-After", async () => {
   const { redis, close } = await clients.ioredis(server.port);
-  const limiter = new RedisLimiter({ redis, name: fresh(), limit: 1, queue: 4 });
+  const limiter = new RedisLimiter({
+    redis,
+    name: fresh(),
+    limit: 1,
+    queue: 4,
+  });
   assert.equal(limiter.retryAfter(), 1); // no permit given back yet
   const first = await limiter.acquire();
   await new Promise((resolve) => setTimeout(resolve, 400));
