@@ -30,6 +30,12 @@ export interface Hold {
 /** How the work done in a slot ended, for an adaptive limit. */
 export type Outcome = "done" | "dropped";
 
+/**
+ * The clock, read once: on Node 20 the global `performance` is a getter
+ * called on every read.
+ */
+const clock = performance;
+
 /** The widest slot whose hold can go untimed. */
 const WIDEST_UNTIMED = 64;
 
@@ -133,9 +139,9 @@ export class Waiter extends Queued {
   declare readonly fail: (error: unknown) => void;
   declare watch: AbortWatch | undefined;
   declare timer: ReturnType<typeof setTimeout> | undefined;
-  /** When it queued (`performance.now()`); `NaN` while nothing reads it. */
+  /** When it queued (`clock.now()`); `NaN` while nothing reads it. */
   declare queuedAt: number;
-  /** When its caller stops wanting the work (`performance.now()`). */
+  /** When its caller stops wanting the work (`clock.now()`). */
   declare deadlineAt: number;
 
   constructor(grant: (hold: Hold) => void, fail: (error: unknown) => void) {
@@ -239,7 +245,7 @@ export class Slots {
     if (this.#reporter === undefined && reporter !== undefined) {
       // Waiters that queued unobserved were not timed: their wait, as
       // observed, starts now.
-      const now = performance.now();
+      const now = clock.now();
       for (const waiter of this.#waiters.all()) {
         if (Number.isNaN(waiter.queuedAt)) waiter.queuedAt = now;
       }
@@ -408,7 +414,7 @@ export class Slots {
       ask.deadline !== Infinity || this.#adaptive ||
       this.#reporter !== undefined || IN_WORKERD
     ) {
-      now = waiter.queuedAt = performance.now();
+      now = waiter.queuedAt = clock.now();
       if (ask.deadline !== Infinity || this.#adaptive) {
         waiter.deadlineAt = now + ask.deadline;
         if (this.#waiters.size === 0) this.#lastEmpty = now;
@@ -541,15 +547,13 @@ export class Slots {
   #staleWaiter(): Waiter | undefined {
     if (!this.#adaptive || !this.#standing()) return undefined;
     const oldest = this.#waiters.oldestOfLeastUrgent()!;
-    return performance.now() - oldest.queuedAt > this.#target
-      ? oldest
-      : undefined;
+    return clock.now() - oldest.queuedAt > this.#target ? oldest : undefined;
   }
 
   /** Whether the queue has not been empty for `interval` (CoDel). */
   #standing(): boolean {
     return this.#waiters.size !== 0 &&
-      performance.now() - this.#lastEmpty > this.#interval;
+      clock.now() - this.#lastEmpty > this.#interval;
   }
 
   /** Takes `taken` of capacity; `now` is the time if it was read already. */
@@ -559,7 +563,7 @@ export class Slots {
     if (this.#algorithm !== undefined) {
       return {
         weight: taken,
-        granted: now ?? performance.now(),
+        granted: now ?? clock.now(),
         inflight: this.#active,
       };
     }
@@ -568,7 +572,7 @@ export class Slots {
     if (
       fromQueue || this.#holdTime === undefined ||
       this.#active >= this.#timedFrom || taken > WIDEST_UNTIMED
-    ) return { weight: taken, granted: now ?? performance.now(), inflight: 0 };
+    ) return { weight: taken, granted: now ?? clock.now(), inflight: 0 };
     return taken === 1 ? UNTIMED : UNTIMED_HOLDS[taken];
   }
 
@@ -584,7 +588,7 @@ export class Slots {
 
   /** Learns from one released, timed slot; returns the time now. */
   #measure(hold: Hold, outcome: Outcome): number {
-    const now = performance.now();
+    const now = clock.now();
     const rtt = now - hold.granted;
     const estimate = this.#holdTime;
     this.#holdTime = estimate === undefined
@@ -640,7 +644,7 @@ export class Slots {
       const standing = this.#adaptive && this.#standing();
       const waiter = this.#waiters.first(this.#lifo || standing)!;
       if (waiter.deadlineAt !== Infinity || standing) {
-        now ??= performance.now();
+        now ??= clock.now();
         if (
           now + (this.#holdTime ?? 0) > waiter.deadlineAt ||
           (standing && now - waiter.queuedAt > this.#target)
@@ -657,7 +661,7 @@ export class Slots {
       this.#waiters.take(waiter);
       this.#left();
       waiter.stopWaiting();
-      now ??= performance.now();
+      now ??= clock.now();
       const hold = this.#take(taken, true, now);
       if (IN_WORKERD) {
         const offer: Offer = {
@@ -686,7 +690,7 @@ export class Slots {
   #reportWaiter(reason: RejectReason | "aborted", waiter: Waiter): void {
     this.#reporter?.rejected(
       reason,
-      performance.now() - waiter.queuedAt,
+      clock.now() - waiter.queuedAt,
       waiter.priority,
     );
   }
@@ -702,7 +706,7 @@ export class Slots {
   /** After a waiter left the queue: notes when it emptied (CoDel). */
   #left(): void {
     if (this.#adaptive && this.#waiters.size === 0) {
-      this.#lastEmpty = performance.now();
+      this.#lastEmpty = clock.now();
     }
   }
 
