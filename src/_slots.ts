@@ -201,6 +201,8 @@ export class Slots {
   #holdTime: number | undefined = undefined;
   /** When the queue was last empty, for `order: "adaptive"`. */
   #lastEmpty = 0;
+  /** How many waiters have a deadline. */
+  #deadlined = 0;
   // Made on first use: a limiter per key must stay small.
   #offers: Set<Offer> | undefined = undefined;
   #watches: WeakMap<AbortSignal, AbortWatch> | undefined = undefined;
@@ -420,10 +422,16 @@ export class Slots {
         if (this.#waiters.size === 0) this.#lastEmpty = now;
       }
     }
+    // Queued in FIFO order behind someone as urgent, it changes neither who
+    // is first in line nor whether that one fits, so a grant pass would
+    // find what the last one found: unless a deadline ran out meanwhile, or
+    // it is first now (with "lifo", or with nobody as urgent ahead of it).
+    const passIsMoot = !this.#lifo && !this.#adaptive &&
+      this.#deadlined === 0 &&
+      this.#waiters.hasWaitersAtOrAbove(waiter.priority);
+    if (waiter.deadlineAt !== Infinity) this.#deadlined++;
     this.#waiters.push(waiter);
-    // It may be first in line now and fit: with "lifo" behind a wide
-    // waiter, or after making room let a waiter go.
-    this.#grantWaiters(now);
+    if (!passIsMoot) this.#grantWaiters(now);
   }
 
   /**
@@ -489,6 +497,7 @@ export class Slots {
     if (this.#closed === undefined) {
       this.#closed = new Promise((resolve) => this.#resolveClosed = resolve);
       for (const waiter of this.#waiters.drain()) {
+        this.#left(waiter);
         this.#rejected++;
         this.#reportWaiter("closed", waiter); // observe
         waiter.stopWaiting();
@@ -659,7 +668,7 @@ export class Slots {
       const taken = waiter.weight < ceiling ? waiter.weight : ceiling;
       if (this.#active + taken > ceiling) return;
       this.#waiters.take(waiter);
-      this.#left();
+      this.#left(waiter);
       waiter.stopWaiting();
       now ??= clock.now();
       const hold = this.#take(taken, true, now);
@@ -703,8 +712,12 @@ export class Slots {
     waiter.fail(new RejectedError("timeout"));
   }
 
-  /** After a waiter left the queue: notes when it emptied (CoDel). */
-  #left(): void {
+  /**
+   * After `waiter` left the queue: counts its deadline out, and notes when
+   * the queue emptied (CoDel).
+   */
+  #left(waiter: Waiter): void {
+    if (waiter.deadlineAt !== Infinity) this.#deadlined--;
     if (this.#adaptive && this.#waiters.size === 0) {
       this.#lastEmpty = clock.now();
     }
@@ -791,7 +804,7 @@ export class Slots {
   #abandon(waiter: Waiter): boolean {
     if (waiter.flow === undefined) return false;
     this.#waiters.remove(waiter);
-    this.#left();
+    this.#left(waiter);
     waiter.stopWaiting();
     if (this.#waiters.size !== 0) this.#grantWaiters();
     return true;
