@@ -310,8 +310,8 @@ class QueuedRun<T> extends Waiter {
 /**
  * The grant of a {@linkcode QueuedRun}, called as its method: runs its `fn`
  * as {@linkcode settleHeld} does, in a microtask of its own (never inside
- * another caller's release), with no promise beyond `fn`'s own. A reaction
- * rather than queueMicrotask(), which Node wraps in JavaScript of its own.
+ * another caller's release). A reaction rather than queueMicrotask(), which
+ * Node wraps in JavaScript of its own.
  */
 function startQueuedRun(this: QueuedRun<unknown>, hold: Hold): void {
   this.hold = hold;
