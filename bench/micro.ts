@@ -1,31 +1,40 @@
 /**
- * Microbenchmark of the counting primitive, with mitata: the time one
- * acquire + release adds to an async no-op when nothing waits, and the time
- * per task when 1,000 tasks share 8 permits; floodgate's Limiter against a
- * bare counter and the well-known promise limiters, in one run. The
- * contended case also runs with `priority`, `flow` and `weight` set on every
- * task (16 flows, 3 priorities), against p-queue with priorities. Prints one
- * JSON line: nanoseconds per operation, medians.
+ * Microbenchmark of the counting primitive: the time one acquire + release
+ * adds to an async no-op when nothing waits, and the time per task when
+ * 1,000 tasks share 8 permits; floodgate's Limiter against a bare counter and
+ * the well-known promise limiters. The contended case also runs with
+ * `priority`, `flow` and `weight` set on every task (16 flows, 3
+ * priorities), against p-queue with priorities.
+ *
+ * Every case runs in one process, in interleaved rounds (the order reverses
+ * each round): each round times a batch of calls of every case, so that a
+ * pause of the machine or a collection falls on every case alike and the
+ * ratio of two cases can be taken within each round. Prints one JSON object:
+ * per case the nanoseconds per operation (per task, when contended), round by
+ * round; and a summary of the ratios on stderr.
  *
  * Runs on Deno and Bun as it is (`deno run -A bench/micro.ts`,
- * `bun bench/micro.ts`) and on Node from the npm build (bench/run.ts).
+ * `bun bench/micro.ts`) and on Node from the npm build (bench/run.ts --only
+ * micro). $ROUNDS changes the number of rounds.
  */
-import { measure } from "mitata";
 import pLimit from "p-limit";
 import { Sema } from "async-sema";
 import PQueue from "p-queue";
 import { Limiter } from "../mod.ts";
+import { formatSpread, ratios, type Samples, spread } from "./_rounds.ts";
 
 const noop = async () => {};
 const yielding = async () => {
   await null;
 };
 
-async function ns(fn: () => unknown): Promise<number> {
-  const stats = await measure(fn, { min_cpu_time: 300 * 1e6 });
-  return stats.p50;
-}
+let counter = 0;
+const limiter = new Limiter({ limit: 8, queue: Infinity });
+const plimit = pLimit(8);
+const sema = new Sema(8);
+const queue = new PQueue({ concurrency: 8 });
 
+/** One call each, awaited before the next: nothing ever waits. */
 const uncontended: Record<string, () => Promise<unknown>> = {
   "no limiter": () => noop(),
   "bare counter": async () => {
@@ -56,15 +65,11 @@ const uncontended: Record<string, () => Promise<unknown>> = {
   },
   "p-queue": () => queue.add(noop),
 };
-let counter = 0;
-const limiter = new Limiter({ limit: 8, queue: Infinity });
-const plimit = pLimit(8);
-const sema = new Sema(8);
-const queue = new PQueue({ concurrency: 8 });
 
 const TASKS = 1000;
 const FLOWS = Array.from({ length: 16 }, (_, i) => `tenant-${i}`);
 const PRIORITIES = [0, 3, 7];
+/** One call each: 1,000 tasks sharing 8 permits, all at once. */
 const contended: Record<string, () => Promise<unknown>> = {
   "floodgate run": () => {
     const l = new Limiter({ limit: 8, queue: Infinity });
@@ -110,14 +115,73 @@ const contended: Record<string, () => Promise<unknown>> = {
   },
 };
 
-const result: Record<string, Record<string, number>> = {
-  uncontended: {},
-  contended: {},
+const env = (globalThis as {
+  process?: { env: Record<string, string | undefined> };
+}).process?.env ?? {};
+const rounds = Number(env.ROUNDS ?? 40);
+/** About how long one batch of a case takes, ms. */
+const BATCH_MS = 15;
+
+/** ms for `calls` calls of `fn`, each awaited before the next. */
+async function time(fn: () => Promise<unknown>, calls: number) {
+  const started = performance.now();
+  for (let i = 0; i < calls; i++) await fn();
+  return performance.now() - started;
+}
+
+/** How many calls of `fn` take about BATCH_MS, once warm. */
+async function calibrate(fn: () => Promise<unknown>): Promise<number> {
+  await time(fn, 10);
+  let calls = 1;
+  for (;;) {
+    const ms = await time(fn, calls);
+    if (ms >= BATCH_MS / 4) {
+      return Math.max(1, Math.round(calls * BATCH_MS / ms));
+    }
+    calls *= 4;
+  }
+}
+
+const cases = [
+  ...Object.entries(uncontended).map(([name, fn]) => ({
+    part: "uncontended" as const,
+    name,
+    fn,
+    per: 1,
+  })),
+  ...Object.entries(contended).map(([name, fn]) => ({
+    part: "contended" as const,
+    name,
+    fn,
+    per: TASKS,
+  })),
+];
+const batches = [];
+for (const c of cases) batches.push(await calibrate(c.fn));
+const samples = {
+  uncontended: {} as Samples<number>,
+  contended: {} as Samples<number>,
 };
-for (const [name, fn] of Object.entries(uncontended)) {
-  result.uncontended[name] = await ns(fn);
+// Two rounds of warm-up, not recorded.
+for (let round = -2; round < rounds; round++) {
+  const order = cases.map((_, i) => i);
+  if (round % 2 !== 0) order.reverse();
+  for (const i of order) {
+    const { part, name, fn, per } = cases[i];
+    const ns = (await time(fn, batches[i])) * 1e6 / batches[i] / per;
+    if (round >= 0) (samples[part][name] ??= []).push(ns);
+  }
 }
-for (const [name, fn] of Object.entries(contended)) {
-  result.contended[name] = (await ns(fn)) / TASKS;
-}
-console.log(JSON.stringify(result));
+
+const PRIORITIZED = "floodgate run, 16 flows, 3 priorities";
+const summary = [
+  [PRIORITIZED, "floodgate run"],
+  ["p-queue, 3 priorities", PRIORITIZED],
+  ["p-queue", "floodgate run"],
+].map(([name, base]) =>
+  `${name} / ${base}: ${
+    formatSpread(spread(ratios(samples.contended, name, base, (ns) => ns)))
+  }`
+);
+console.error(summary.join("\n"));
+console.log(JSON.stringify({ rounds, batches, ...samples }));

@@ -4,7 +4,10 @@ import type { RejectReason } from "./rejected_error.ts";
 
 /** A permit granted: how long it waited, for what. */
 export interface AdmittedEvent {
-  /** Ms spent in the queue; 0 when granted at once. */
+  /**
+   * Ms spent in the queue; 0 when granted at once. A waiter that queued
+   * before anyone observed is timed from when observing began.
+   */
   wait: number;
   /** 0 (most urgent) to 7; 3 where none was given. */
   priority: number;
@@ -18,7 +21,11 @@ export interface AdmittedEvent {
 export interface RejectedEvent {
   /** Why: a {@linkcode RejectReason}, or `"aborted"` (the caller's signal). */
   reason: RejectReason | "aborted";
-  /** Ms spent in the queue before the denial; 0 for an immediate one. */
+  /**
+   * Ms spent in the queue before the denial; 0 for an immediate one. A
+   * waiter that queued before anyone observed is timed from when observing
+   * began.
+   */
   wait: number;
   /** 0 (most urgent) to 7; 3 where none was given. */
   priority: number;

@@ -31,6 +31,12 @@ export interface Hold {
 /** How the work done in a slot ended, for an adaptive limit. */
 export type Outcome = "done" | "dropped";
 
+/**
+ * The clock, read once: on Node 20 the global `performance` is a getter
+ * called on every read.
+ */
+const clock = performance;
+
 /** The widest slot whose hold can go untimed. */
 const WIDEST_UNTIMED = 64;
 
@@ -134,9 +140,9 @@ export class Waiter extends Queued {
   declare readonly fail: (error: unknown) => void;
   declare watch: AbortWatch | undefined;
   declare timer: ReturnType<typeof setTimeout> | undefined;
-  /** When it queued (`performance.now()`). */
+  /** When it queued (`clock.now()`); `NaN` while nothing reads it. */
   declare queuedAt: number;
-  /** When its caller stops wanting the work (`performance.now()`). */
+  /** When its caller stops wanting the work (`clock.now()`). */
   declare deadlineAt: number;
 
   constructor(grant: (hold: Hold) => void, fail: (error: unknown) => void) {
@@ -145,7 +151,7 @@ export class Waiter extends Queued {
     this.fail = fail;
     this.watch = undefined;
     this.timer = undefined;
-    this.queuedAt = 0;
+    this.queuedAt = NaN;
     this.deadlineAt = Infinity;
   }
 
@@ -196,6 +202,8 @@ export class Slots {
   #holdTime: number | undefined = undefined;
   /** When the queue was last empty, for `order: "adaptive"`. */
   #lastEmpty = 0;
+  /** How many waiters have a deadline. */
+  #deadlined = 0;
   // Made on first use: a limiter per key must stay small.
   #offers: Set<Offer> | undefined = undefined;
   #watches: WeakMap<AbortSignal, AbortWatch> | undefined = undefined;
@@ -237,6 +245,14 @@ export class Slots {
 
   /** observe: reports events to `reporter` from now on, or stops. */
   reportTo(reporter: Reporter | undefined): void {
+    if (this.#reporter === undefined && reporter !== undefined) {
+      // Waiters that queued unobserved were not timed: their wait, as
+      // observed, starts now.
+      const now = clock.now();
+      for (const waiter of this.#waiters.all()) {
+        if (Number.isNaN(waiter.queuedAt)) waiter.queuedAt = now;
+      }
+    }
     this.#reporter = reporter;
   }
 
@@ -392,17 +408,31 @@ export class Slots {
     if (budget !== Infinity || IN_WORKERD) {
       this.#armTimer(waiter, budget < 0 ? 0 : budget);
     }
-    // Waiters are the slow path: their wait is always timed (observe).
-    const now = performance.now();
-    waiter.queuedAt = now;
-    if (ask.deadline !== Infinity || this.#adaptive) {
-      waiter.deadlineAt = now + ask.deadline;
-      if (this.#waiters.size === 0) this.#lastEmpty = now;
+    // The wait is timed only where something reads it: a deadline, CoDel,
+    // an observer (one that comes later starts the clock then: reportTo)
+    // and workerd's offers. A clock read costs about a tenth of a queued
+    // run().
+    let now: number | undefined;
+    if (
+      ask.deadline !== Infinity || this.#adaptive ||
+      this.#reporter !== undefined || IN_WORKERD
+    ) {
+      now = waiter.queuedAt = clock.now();
+      if (ask.deadline !== Infinity || this.#adaptive) {
+        waiter.deadlineAt = now + ask.deadline;
+        if (this.#waiters.size === 0) this.#lastEmpty = now;
+      }
     }
+    // Queued in FIFO order behind someone as urgent, it changes neither who
+    // is first in line nor whether that one fits, so a grant pass would
+    // find what the last one found: unless a deadline ran out meanwhile, or
+    // it is first now (with "lifo", or with nobody as urgent ahead of it).
+    const passIsMoot = !this.#lifo && !this.#adaptive &&
+      this.#deadlined === 0 &&
+      this.#waiters.hasWaitersAtOrAbove(waiter.priority);
+    if (waiter.deadlineAt !== Infinity) this.#deadlined++;
     this.#waiters.push(waiter);
-    // It may be first in line now and fit: with "lifo" behind a wide
-    // waiter, or after making room let a waiter go.
-    this.#grantWaiters(now);
+    if (!passIsMoot) this.#grantWaiters(now);
   }
 
   /**
@@ -468,6 +498,7 @@ export class Slots {
     if (this.#closed === undefined) {
       this.#closed = new Promise((resolve) => this.#resolveClosed = resolve);
       for (const waiter of this.#waiters.drain()) {
+        this.#left(waiter);
         this.#rejected++;
         this.#reportWaiter("closed", waiter); // observe
         waiter.stopWaiting();
@@ -526,15 +557,13 @@ export class Slots {
   #staleWaiter(): Waiter | undefined {
     if (!this.#adaptive || !this.#standing()) return undefined;
     const oldest = this.#waiters.oldestOfLeastUrgent()!;
-    return performance.now() - oldest.queuedAt > this.#target
-      ? oldest
-      : undefined;
+    return clock.now() - oldest.queuedAt > this.#target ? oldest : undefined;
   }
 
   /** Whether the queue has not been empty for `interval` (CoDel). */
   #standing(): boolean {
     return this.#waiters.size !== 0 &&
-      performance.now() - this.#lastEmpty > this.#interval;
+      clock.now() - this.#lastEmpty > this.#interval;
   }
 
   /** Takes `taken` of capacity; `now` is the time if it was read already. */
@@ -544,7 +573,7 @@ export class Slots {
     if (this.#algorithm !== undefined) {
       return {
         weight: taken,
-        granted: now ?? performance.now(),
+        granted: now ?? clock.now(),
         inflight: this.#active,
       };
     }
@@ -553,7 +582,7 @@ export class Slots {
     if (
       fromQueue || this.#holdTime === undefined ||
       this.#active >= this.#timedFrom || taken > WIDEST_UNTIMED
-    ) return { weight: taken, granted: now ?? performance.now(), inflight: 0 };
+    ) return { weight: taken, granted: now ?? clock.now(), inflight: 0 };
     return taken === 1 ? UNTIMED : UNTIMED_HOLDS[taken];
   }
 
@@ -569,7 +598,7 @@ export class Slots {
 
   /** Learns from one released, timed slot; returns the time now. */
   #measure(hold: Hold, outcome: Outcome): number {
-    const now = performance.now();
+    const now = clock.now();
     const rtt = now - hold.granted;
     const estimate = this.#holdTime;
     this.#holdTime = estimate === undefined
@@ -625,7 +654,7 @@ export class Slots {
       const standing = this.#adaptive && this.#standing();
       const waiter = this.#waiters.first(this.#lifo || standing)!;
       if (waiter.deadlineAt !== Infinity || standing) {
-        now ??= performance.now();
+        now ??= clock.now();
         if (
           now + (this.#holdTime ?? 0) > waiter.deadlineAt ||
           (standing && now - waiter.queuedAt > this.#target)
@@ -640,9 +669,9 @@ export class Slots {
       const taken = waiter.weight < ceiling ? waiter.weight : ceiling;
       if (this.#active + taken > ceiling) return;
       this.#waiters.take(waiter);
-      this.#left();
+      this.#left(waiter);
       waiter.stopWaiting();
-      now ??= performance.now();
+      now ??= clock.now();
       const hold = this.#take(taken, true, now);
       if (IN_WORKERD) {
         const offer: Offer = {
@@ -671,7 +700,7 @@ export class Slots {
   #reportWaiter(reason: RejectReason | "aborted", waiter: Waiter): void {
     this.#reporter?.rejected(
       reason,
-      performance.now() - waiter.queuedAt,
+      clock.now() - waiter.queuedAt,
       waiter.priority,
     );
   }
@@ -684,10 +713,14 @@ export class Slots {
     waiter.fail(new RejectedError("timeout"));
   }
 
-  /** After a waiter left the queue: notes when it emptied (CoDel). */
-  #left(): void {
+  /**
+   * After `waiter` left the queue: counts its deadline out, and notes when
+   * the queue emptied (CoDel).
+   */
+  #left(waiter: Waiter): void {
+    if (waiter.deadlineAt !== Infinity) this.#deadlined--;
     if (this.#adaptive && this.#waiters.size === 0) {
-      this.#lastEmpty = performance.now();
+      this.#lastEmpty = clock.now();
     }
   }
 
@@ -772,7 +805,7 @@ export class Slots {
   #abandon(waiter: Waiter): boolean {
     if (waiter.flow === undefined) return false;
     this.#waiters.remove(waiter);
-    this.#left();
+    this.#left(waiter);
     waiter.stopWaiting();
     if (this.#waiters.size !== 0) this.#grantWaiters();
     return true;

@@ -208,6 +208,18 @@ export class WaitLine<T extends Queued> {
     return longestFlowOf(level).waiters.oldest as T;
   }
 
+  /** Every waiter, left in place, in no particular order. */
+  *all(): Generator<T> {
+    for (const level of this.#levels) {
+      if (level === undefined) continue;
+      for (let f = level.ring.oldest; f; f = f.next as Flow | undefined) {
+        for (let w = f.waiters.oldest; w; w = w.next as Queued | undefined) {
+          yield w as T;
+        }
+      }
+    }
+  }
+
   /** Takes every waiter out, most urgent first. */
   *drain(): Generator<T> {
     for (let w = this.first(false); w !== undefined; w = this.first(false)) {

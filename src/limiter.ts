@@ -283,24 +283,43 @@ function runHeld<T>(
   );
 }
 
-/** A promise settled already, to start work in a reaction to it. */
-const SETTLED = Promise.resolve();
+/**
+ * A queued `run()`: what to start when granted. The waiter carries it, so
+ * that queueing makes no closure beyond the promise's own.
+ */
+class QueuedRun<T> extends Waiter {
+  declare readonly slots: Slots;
+  declare readonly fn: () => T | PromiseLike<T>;
+  declare readonly resolve: (value: T) => void;
+  declare hold: Hold | undefined;
+
+  constructor(
+    slots: Slots,
+    fn: () => T | PromiseLike<T>,
+    resolve: (value: T) => void,
+    reject: (error: unknown) => void,
+  ) {
+    super(startQueuedRun, reject);
+    this.slots = slots;
+    this.fn = fn;
+    this.resolve = resolve;
+    this.hold = undefined;
+  }
+}
 
 /**
- * What a queued `run()` does when granted: runs `fn` as
- * {@linkcode settleHeld} does, in a microtask of its own (never inside
- * another caller's release), with no promise beyond `fn`'s own.
+ * The grant of a {@linkcode QueuedRun}, called as its method: runs its `fn`
+ * as {@linkcode settleHeld} does, in a microtask of its own (never inside
+ * another caller's release). A reaction rather than queueMicrotask(), which
+ * Node wraps in JavaScript of its own.
  */
-function startWhenGranted<T>(
-  slots: Slots,
-  fn: () => T | PromiseLike<T>,
-  resolve: (value: T) => void,
-  reject: (error: unknown) => void,
-): (hold: Hold) => void {
-  return (hold) =>
-    // A reaction rather than queueMicrotask(), which Node wraps in
-    // JavaScript of its own.
-    void SETTLED.then(() => settleHeld(slots, hold, fn, resolve, reject));
+function startQueuedRun(this: QueuedRun<unknown>, hold: Hold): void {
+  this.hold = hold;
+  void Promise.resolve(this).then(runGranted);
+}
+
+function runGranted(run: QueuedRun<unknown>): void {
+  settleHeld(run.slots, run.hold!, run.fn, run.resolve, run.fail);
 }
 
 /**
@@ -493,10 +512,9 @@ export class Limiter {
       if (hold !== undefined) return runHeld(slots, hold, fn);
     }
     if (!GRANTS_ARE_OFFERS) {
-      return new Promise<T>((resolve, reject) => {
-        const start = startWhenGranted(slots, fn, resolve, reject);
-        slots.enqueue(new Waiter(start, reject), signal, ask);
-      });
+      return new Promise<T>((resolve, reject) =>
+        slots.enqueue(new QueuedRun(slots, fn, resolve, reject), signal, ask)
+      );
     }
     return queue(slots, signal, ask).then((granted) => {
       const hold = slots.claim(granted);

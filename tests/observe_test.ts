@@ -82,6 +82,32 @@ test("Limiter.observe() reports admitted, rejected and released with their figur
   assert.equal("key" in second, false);
 });
 
+test("Limiter.observe() added while callers wait times their wait from then on", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 2 });
+  const held = limiter.tryAcquire()!;
+  const granted = limiter.acquire({ flow: "a" });
+  const aborting = new AbortController();
+  const aborted = limiter.acquire({ signal: aborting.signal });
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  const { events, observer } = recorder();
+  const observedFrom = performance.now();
+  limiter.observe(observer);
+  aborting.abort();
+  await assert.rejects(aborted);
+  held.release();
+  (await granted).release();
+  const observedFor = performance.now() - observedFrom;
+  const waits = events.flatMap(([name, e]) =>
+    name === "released" ? [] : [(e as AdmittedEvent | RejectedEvent).wait]
+  );
+  assert.equal(waits.length, 2);
+  for (const wait of waits) {
+    // Measured from the observe() call, not from when they queued, 30 ms
+    // earlier; not measured at all would be NaN.
+    assert.ok(wait >= 0 && wait <= observedFor, `wait ${wait}`);
+  }
+});
+
 test("Limiter.observe() sees every reason, and the events agree with stats()", async () => {
   const limiter = new Limiter({ limit: 1, queue: 3, queueTimeout: 20 });
   const { observer, count, events } = recorder();

@@ -1,95 +1,121 @@
 /**
  * The microbenchmark of the counting primitive (bench/micro.ts) on every
- * runtime, 3 interleaved rounds, on the server CPU.
+ * runtime, on the server CPU: one process per runtime, whose interleaved
+ * rounds give each ratio round by round, reported as a median with its 95%
+ * confidence interval.
  */
 import { output } from "../../scripts/_process.ts";
 import { median } from "../../scripts/_stats.ts";
 import { pinned, programCommand } from "../_command.ts";
 import { type Runtime, RUNTIMES, type Setup } from "../_ensure.ts";
-import { interleave } from "../_rounds.ts";
+import {
+  formatSpread,
+  ratios,
+  type Samples,
+  type Spread,
+  spread,
+  values,
+} from "../_rounds.ts";
 import { type Section, table } from "../_section.ts";
 
-const ROUNDS = 3;
 /** The contended case with priority, flow and weight on every task. */
 const PRIORITIZED = "floodgate run, 16 flows, 3 priorities";
+const PLAIN = "floodgate run";
 
+/** What bench/micro.ts prints: ns per operation, round by round. */
 interface Micro {
+  rounds: number;
+  uncontended: Samples<number>;
+  contended: Samples<number>;
+}
+
+interface Result {
+  rounds: number;
+  /** ns one acquire + release adds to an async no-op, medians. */
   uncontended: Record<string, number>;
+  /** ns per task, medians. */
   contended: Record<string, number>;
+  /**
+   * Per contended case, its time over the floodgate case it compares with
+   * (for floodgate's with priorities, the plain one's), round by round.
+   */
+  ratios: Record<string, Spread>;
+}
+
+/** The floodgate case that `name` is compared with. */
+function baseOf(name: string): string {
+  if (name === PRIORITIZED) return PLAIN;
+  return name.includes("priorities") ? PRIORITIZED : PLAIN;
 }
 
 export async function micro(setup: Setup): Promise<Section> {
-  const { samples } = await interleave<Micro>({
-    modes: () => RUNTIMES,
-    measure: async (runtime) =>
-      JSON.parse(
-        await output(
-          ...pinned(
-            setup,
-            "server",
-            programCommand(setup, runtime as Runtime, "micro"),
-          ),
-        ),
+  const result = {} as Record<Runtime, Result>;
+  for (const runtime of RUNTIMES) {
+    const m = JSON.parse(
+      await output(
+        ...pinned(setup, "server", programCommand(setup, runtime, "micro")),
       ),
-    enough: (_, rounds) => rounds >= ROUNDS,
-    maxRounds: ROUNDS,
-  });
-  const result = Object.fromEntries(RUNTIMES.map((runtime) => {
-    const all = samples[runtime] as Micro[];
-    const medians = (part: keyof Micro) =>
-      Object.fromEntries(
-        Object.keys(all[0][part]).map((name) => [
+    ) as Micro;
+    const at = (part: Samples<number>, name: string) =>
+      median(values(part, name, (ns) => ns));
+    const bare = at(m.uncontended, "no limiter");
+    result[runtime] = {
+      rounds: m.rounds,
+      uncontended: Object.fromEntries(
+        Object.keys(m.uncontended).filter((name) => name !== "no limiter")
+          .map((name) => [name, at(m.uncontended, name) - bare]),
+      ),
+      contended: Object.fromEntries(
+        Object.keys(m.contended).map((name) => [name, at(m.contended, name)]),
+      ),
+      ratios: Object.fromEntries(
+        Object.keys(m.contended).filter((name) => name !== PLAIN).map((
           name,
-          median(all.map((r) => r[part][name])),
+        ) => [
+          name,
+          spread(ratios(m.contended, name, baseOf(name), (ns) => ns)),
         ]),
-      );
-    return [runtime, {
-      uncontended: medians("uncontended"),
-      contended: medians("contended"),
-    }];
-  })) as Record<Runtime, Micro>;
-
-  const added = (runtime: Runtime, name: string) =>
-    result[runtime].uncontended[name] -
-    result[runtime].uncontended["no limiter"];
-  const rows = Object.keys(result.deno.uncontended)
-    .filter((name) => name !== "no limiter")
-    .map((name) => [
-      `uncontended: ${name}`,
-      ...RUNTIMES.map((r) =>
-        `${added(r, name).toFixed(0)} (${
-          (added(r, name) / added(r, "bare counter")).toFixed(2)
-        } x bare)`
       ),
-    ]);
+    };
+    for (const [name, s] of Object.entries(result[runtime].ratios)) {
+      console.error(
+        `bench: micro ${runtime} ${name} / ${baseOf(name)}: ${formatSpread(s)}`,
+      );
+    }
+  }
+
+  const rows = Object.keys(result.deno.uncontended).map((name) => [
+    `uncontended: ${name}`,
+    ...RUNTIMES.map((r) => {
+      const added = result[r].uncontended;
+      return `${added[name].toFixed(0)} (${
+        (added[name] / added["bare counter"]).toFixed(2)
+      } x bare)`;
+    }),
+  ]);
   for (const name of Object.keys(result.deno.contended)) {
     rows.push([
       `contended: ${name}`,
       ...RUNTIMES.map((r) => {
-        const contended = result[r].contended;
-        const ns = contended[name];
-        // The case with priorities compares like with like.
-        const ours = name.includes("priorities")
-          ? contended[PRIORITIZED]
-          : contended["floodgate run"];
-        if (name === PRIORITIZED) {
-          return `${ns.toFixed(0)} (${
-            (ns / contended["floodgate run"]).toFixed(2)
-          } x plain)`;
-        }
-        return name.startsWith("floodgate")
-          ? ns.toFixed(0)
-          : `${ns.toFixed(0)} (floodgate ${(ns / ours).toFixed(2)} x faster)`;
+        const ns = result[r].contended[name].toFixed(0);
+        if (name === PLAIN) return ns;
+        const ratio = formatSpread(result[r].ratios[name]);
+        return name === PRIORITIZED
+          ? `${ns} (${ratio} x plain)`
+          : `${ns} (floodgate ${ratio} x faster)`;
       }),
     ]);
   }
+  const rounds = RUNTIMES.map((r) => result[r].rounds).join(", ");
   return {
     key: "micro",
     json: result,
     markdown: [
       "## Microbenchmark (ns)",
       "",
-      `Uncontended: time one acquire + release adds to an async no-op, and that time over what a bare counter adds. Contended: time per task, 1,000 tasks sharing 8 permits, and how many times faster floodgate is; with 16 flows and 3 priorities, \`priority\`, \`flow\` and \`weight\` are set on every task, the time is also given over the plain limiter's, and p-queue runs with priorities. Medians of ${ROUNDS} interleaved rounds.`,
+      `Uncontended: time one acquire + release adds to an async no-op, and that time over what a bare counter adds. Contended: time per task, 1,000 tasks sharing 8 permits, and how many times faster floodgate is; with 16 flows and 3 priorities, \`priority\`, \`flow\` and \`weight\` are set on every task, the time is also given over the plain limiter's, and p-queue runs with priorities. One process per runtime runs every case in interleaved rounds (${rounds} on ${
+        RUNTIMES.join(", ")
+      }; the order reverses each round), a batch of about 15 ms of each case a round: times are medians over the rounds; ratios are the medians of the per-round ratios, with their 95% confidence interval in brackets.`,
       "",
       ...table(["", ...RUNTIMES], rows),
     ],
