@@ -70,6 +70,12 @@ export interface Observable {
   observe(observer: Observer): () => void;
 }
 
+/**
+ * The clock, looked up once: on Node 20 the global `performance` is a getter
+ * called on every read.
+ */
+export const clock: { now(): number } = performance;
+
 type EventName = "admitted" | "rejected" | "released";
 
 /**
@@ -225,7 +231,7 @@ export class Reporter {
       priority,
       // A hold the limiter times itself was granted just now: no second read
       // of the clock.
-      since: hold.granted !== 0 ? hold.granted : performance.now(),
+      since: hold.granted !== 0 ? hold.granted : clock.now(),
       reporter: this,
       observers,
     };
@@ -248,7 +254,7 @@ export class Reporter {
     const reporter = observed.reporter;
     if (reporter === undefined) return hold;
     const event: ReleasedEvent = {
-      hold: performance.now() - observed.since!,
+      hold: clock.now() - observed.since!,
       priority: observed.priority!,
       weight: hold.weight,
       dropped: outcome === "dropped",

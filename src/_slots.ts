@@ -1,5 +1,5 @@
 import { type Ask, PLAIN } from "./_ask.ts";
-import { logError, Reporter } from "./_observe.ts";
+import { clock, logError, Reporter } from "./_observe.ts";
 import { Queued, WaitLine } from "./_wait_line.ts";
 import { RejectedError, type RejectReason } from "./rejected_error.ts";
 import { retryAfterSeconds } from "./_reject.ts";
@@ -30,12 +30,6 @@ export interface Hold {
 
 /** How the work done in a slot ended, for an adaptive limit. */
 export type Outcome = "done" | "dropped";
-
-/**
- * The clock, read once: on Node 20 the global `performance` is a getter
- * called on every read.
- */
-const clock = performance;
 
 /** The widest slot whose hold can go untimed. */
 const WIDEST_UNTIMED = 64;
