@@ -11,7 +11,8 @@
  *    16 acquirers each on a limit of 8, an independent counter checked inside;
  * 4. two throttled HTTP servers sharing a fleet limit, under overload.
  *
- * Writes bench/results/redis.json and redis.md.
+ * Writes bench/results/redis.json and redis.md. `redisHttp` (`--only
+ * redis_http`) runs the fourth alone, three times, and writes nothing.
  */
 import { spawn } from "node:child_process";
 import { freePort, repoRoot } from "../../scripts/_process.ts";
@@ -285,6 +286,37 @@ export async function redis(setup: Setup): Promise<Section> {
       "# Fleet limit benchmark\n\n" + markdown.slice(2).join("\n") + "\n",
     );
     return { key: "redis", json, markdown };
+  } finally {
+    await server.stop();
+  }
+}
+
+/** The HTTP pair alone, three times, then split in-process once. */
+export async function redisHttp(_setup: Setup): Promise<Section> {
+  await ensureBinary("redis-server", "redis-server");
+  const server = await startRedis();
+  try {
+    const runs = [];
+    for (let i = 0; i < 3; i++) runs.push(await overload(server.port));
+    const split = await overload(server.port, true);
+    const share = (run: { goodput: number; ceiling: number }) =>
+      `${run.goodput.toFixed(0)} req/s (${
+        (run.goodput / run.ceiling * 100).toFixed(0)
+      }%)`;
+    return {
+      key: "redis_http",
+      json: { runs, split },
+      markdown: [
+        "## Two throttled servers, one fleet limit (the pair alone)",
+        "",
+        ...runs.map((run) =>
+          `- fleet: goodput ${
+            share(run)
+          }, ${run.rejected} answered 503 (${run.retryAfter} with Retry-After; ${run.fleetRejected} by the fleet limit), ${run.other} other`
+        ),
+        `- split in-process: goodput ${share(split)}`,
+      ],
+    };
   } finally {
     await server.stop();
   }
