@@ -629,6 +629,15 @@ export class RedisLimiter {
     return bounded;
   }
 
+  /**
+   * The grants a script made, as its reply tells them: this process's
+   * waiters among them need not wait for the message, which then finds
+   * them settled (and so does the reply when the message comes first).
+   */
+  #wokenAll(ids: string[]): void {
+    for (const id of ids) this.#woken(id);
+  }
+
   /** A grant published for one of this process's waiters. */
   #woken(id: string): void {
     const waiter = this.#waiters.get(id);
@@ -689,9 +698,13 @@ export class RedisLimiter {
       batch.flying = false;
       if (batch.calls.length > 0) this.#fly(batch);
     };
-    this.#script(batch.script, args, batch.how).then((replies) => {
+    this.#script(batch.script, args, batch.how).then((reply) => {
       landed();
-      calls.forEach((call, i) => call.resolve((replies as unknown[])[i]));
+      const [answers, grants] = reply as [unknown[], string[]];
+      // Before the answers: an acquisition queued by this very call may
+      // have been granted in it.
+      this.#wokenAll(grants);
+      calls.forEach((call, i) => call.resolve(answers[i]));
     }, (error) => {
       landed();
       for (const call of calls) call.reject(error);
@@ -700,7 +713,11 @@ export class RedisLimiter {
 
   /** Takes `id` out of the queue and the holders, in the background. */
   #cancel(id: string): void {
-    this.#track(this.#script(CANCEL, [id], { patient: true }));
+    this.#track(
+      this.#script(CANCEL, [id], { patient: true }).then((reply) =>
+        this.#wokenAll((reply as [number, string[]])[1])
+      ),
+    );
   }
 
   #track(promise: Promise<unknown>): Promise<unknown> {
@@ -781,19 +798,20 @@ export class RedisLimiter {
       this.#stopRenewal();
       return;
     }
-    let reply: [string[], string[], string[]];
+    let reply: [string[], string[], string[], string[]];
     try {
       reply = await this.#script(RENEW, [
         String(held.length),
         ...held,
         ...waiting,
-      ]) as [string[], string[], string[]];
+      ]) as [string[], string[], string[], string[]];
     } catch {
       for (const id of waiting) this.#unavailable(id);
       return;
     }
-    const [, granted, gone] = reply;
-    for (const id of granted) this.#woken(id);
+    const [, granted, gone, grants] = reply;
+    this.#wokenAll(granted);
+    this.#wokenAll(grants);
     for (const id of gone) this.#unavailable(id);
   }
 

@@ -4,7 +4,7 @@ import process from "node:process";
 import { createClient } from "redis";
 import { Redis } from "ioredis";
 import { RejectedError, throttle } from "../mod.ts";
-import { RedisLimiter } from "../redis.ts";
+import { type RedisAdapter, RedisLimiter } from "../redis.ts";
 import { deferred } from "./_helpers.ts";
 import {
   command,
@@ -166,6 +166,130 @@ for (const [kind, connect] of Object.entries(clients)) {
     await b.close();
   });
 }
+
+/**
+ * A node-redis connection as an adapter that can hold back the grants
+ * published to it, or the replies to its commands, until `flush()`: to
+ * order the two ways a process learns of a grant.
+ */
+async function holding(port: number) {
+  const redis = createClient({ url: `redis://127.0.0.1:${port}` });
+  await redis.connect();
+  const held: Array<() => void> = [];
+  const state = { messages: false, replies: false, heard: deferred() };
+  const subscribers: Array<{ destroy(): void }> = [];
+  const adapter: RedisAdapter = {
+    async send(args) {
+      const reply = await redis.sendCommand(args);
+      if (state.replies) await new Promise<void>((go) => held.push(go));
+      return reply;
+    },
+    async subscribe(channel, listener) {
+      const subscriber = redis.duplicate();
+      await subscriber.connect();
+      subscribers.push(subscriber);
+      await subscriber.subscribe(channel, (message: string) => {
+        if (state.messages) held.push(() => listener(message));
+        else listener(message);
+        state.heard.resolve();
+      });
+      return () => Promise.resolve(subscriber.destroy());
+    },
+  };
+  return {
+    adapter,
+    state,
+    held,
+    flush() {
+      state.messages = state.replies = false;
+      for (const go of held.splice(0)) go();
+    },
+    close() {
+      for (const subscriber of subscribers) subscriber.destroy();
+      redis.destroy();
+    },
+  };
+}
+
+test("RedisLimiter grants its own waiter from the release's reply, and the grant's message that comes later changes nothing", async () => {
+  const connection = await holding(server.port);
+  const name = fresh();
+  // A lease of a minute: a grant learnt at the renewal would take 20 s.
+  const limiter = new RedisLimiter({
+    redis: connection.adapter,
+    name,
+    limit: 1,
+    queue: 1,
+    lease: 60_000,
+  });
+  let admitted = 0;
+  limiter.observe({ admitted: () => admitted++ });
+  const first = await limiter.acquire();
+  const waiting = limiter.acquire();
+  await untilQueued(name, 1);
+  connection.state.messages = true;
+  first.release();
+  const second = await within(5000, "the waiter, from the reply", waiting);
+  await within(5000, "the message", connection.state.heard.promise);
+  assert.equal(connection.held.length, 1);
+  connection.flush();
+  assert.deepEqual(
+    { admitted, active: limiter.active, queued: limiter.queued },
+    { admitted: 2, active: 1, queued: 0 },
+  );
+  // The permit is still the waiter's alone: nobody else gets it.
+  assert.equal(await limiter.tryAcquire(), undefined);
+  second.release();
+  const third = await limiter.acquire();
+  third.release();
+  await limiter.close();
+  assert.deepEqual(
+    { admitted: limiter.stats().admitted, expired: limiter.stats().expired },
+    { admitted: 3, expired: 0 },
+  );
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+    ":0",
+  );
+  connection.close();
+});
+
+test("RedisLimiter grants its own waiter from the grant's message when it comes before the release's reply, which then changes nothing", async () => {
+  const connection = await holding(server.port);
+  const name = fresh();
+  const limiter = new RedisLimiter({
+    redis: connection.adapter,
+    name,
+    limit: 1,
+    queue: 1,
+    lease: 60_000,
+  });
+  let admitted = 0;
+  limiter.observe({ admitted: () => admitted++ });
+  const first = await limiter.acquire();
+  const waiting = limiter.acquire();
+  await untilQueued(name, 1);
+  connection.state.replies = true;
+  first.release();
+  const second = await within(5000, "the waiter, from the message", waiting);
+  // The release's reply has not come yet.
+  assert.equal(connection.held.length, 1);
+  connection.flush();
+  // Its reply comes before this one's, on the same connection.
+  assert.equal(await limiter.tryAcquire(), undefined);
+  assert.deepEqual(
+    { admitted, active: limiter.active, queued: limiter.queued },
+    { admitted: 2, active: 1, queued: 0 },
+  );
+  second.release();
+  await limiter.close();
+  assert.equal(limiter.stats().expired, 0);
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+    ":0",
+  );
+  connection.close();
+});
 
 test("RedisLimiter rejects a full fleet queue, times waiters out, honours signals and closes", async () => {
   const { redis, close } = await clients["node-redis"](server.port);
