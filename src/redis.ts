@@ -109,9 +109,10 @@ interface Waiter {
 class Unavailable extends Error {}
 
 /**
- * The calls of one script that wait while one call of it is in flight, to
- * go together as the next call: one round trip for several acquisitions (or
- * releases) when many happen at once, none added when one happens alone.
+ * The calls of one script made in the same turn, or while one call of it is
+ * in flight, to go together as the next call: one round trip for several
+ * acquisitions (or releases) when many happen at once, none added when one
+ * happens alone.
  */
 interface Batch {
   script: string;
@@ -119,6 +120,8 @@ interface Batch {
   width: number;
   how: { gated?: boolean; patient?: boolean };
   flying: boolean;
+  /** Whether a call is to leave once this turn's microtasks have run. */
+  scheduled: boolean;
   args: string[];
   calls: Array<{ resolve(reply: unknown): void; reject(error: unknown): void }>;
 }
@@ -685,7 +688,21 @@ export class RedisLimiter {
     return new Promise((resolve, reject) => {
       batch.calls.push({ resolve, reject });
       batch.args.push(...args);
-      if (!batch.flying) this.#fly(batch);
+      this.#schedule(batch);
+    });
+  }
+
+  /**
+   * Sends the calls made so far once this turn's microtasks have run (the
+   * callers that one reply resumes then go together), unless a call is in
+   * flight: its reply schedules the next.
+   */
+  #schedule(batch: Batch): void {
+    if (batch.scheduled || batch.flying) return;
+    batch.scheduled = true;
+    queueMicrotask(() => {
+      batch.scheduled = false;
+      this.#fly(batch);
     });
   }
 
@@ -696,7 +713,7 @@ export class RedisLimiter {
     batch.flying = true;
     const landed = () => {
       batch.flying = false;
-      if (batch.calls.length > 0) this.#fly(batch);
+      if (batch.calls.length > 0) this.#schedule(batch);
     };
     this.#script(batch.script, args, batch.how).then((reply) => {
       landed();
@@ -852,7 +869,15 @@ export class RedisLimiter {
 }
 
 function batch(script: string, width: number, how: Batch["how"]): Batch {
-  return { script, width, how, flying: false, args: [], calls: [] };
+  return {
+    script,
+    width,
+    how,
+    flying: false,
+    scheduled: false,
+    args: [],
+    calls: [],
+  };
 }
 
 /** An error reply from Redis itself (a bug, or a script error), not an outage. */
