@@ -370,47 +370,76 @@ export class RedisLimiter {
       cleanup: () => {},
     };
     if (mayWait) this.#waiters.set(id, waiter);
+    if (signal !== undefined) {
+      // From now on, also while the script is on its way: what it grants or
+      // queues then goes back once its reply comes (below).
+      const abort = () => {
+        if (waiter.settled) return;
+        this.#settle(waiter);
+        if (waiter.placed) this.#cancel(id);
+        this.#count("aborted", started);
+        waiter.reject(signal.reason);
+      };
+      signal.addEventListener("abort", abort, { once: true });
+      waiter.cleanup = () => signal.removeEventListener("abort", abort);
+      // It may have aborted while this waited to subscribe.
+      if (signal.aborted) {
+        abort();
+        return promise;
+      }
+    }
+    this.#enter(
+      waiter,
+      !mayWait ? "-2" : this.#queue === Infinity ? "-1" : String(this.#queue),
+      wait,
+    );
+    return promise;
+  }
+
+  /**
+   * Sends the acquisition of `waiter` (how many may wait: `most`) and
+   * settles it by the reply, unless it was settled meanwhile (closed,
+   * aborted, or granted by a notification that came first).
+   */
+  async #enter(waiter: Waiter, most: string, wait: number): Promise<void> {
+    const { id, started } = waiter;
     let result: unknown;
     this.#entering++;
     try {
-      result = await this.#batched(this.#acquisitions, [
-        id,
-        !mayWait ? "-2" : this.#queue === Infinity ? "-1" : String(this.#queue),
-      ]);
+      result = await this.#batched(this.#acquisitions, [id, most]);
     } catch (error) {
-      this.#waiters.delete(id);
       // The script may have run: whatever it granted or queued goes back.
       this.#cancel(id);
-      throw this.#failed(error, started);
+      if (waiter.settled) return;
+      this.#settle(waiter);
+      waiter.reject(this.#failed(error, started));
+      return;
     } finally {
       this.#entered();
     }
     if (waiter.settled) {
-      // Closed during the round trip (or granted by a notification that
-      // came first): a rejected waiter's place or permit goes back, since
-      // its cancellation may have reached Redis before its acquisition.
+      // A rejected waiter's place or permit goes back, since a cancellation
+      // may have reached Redis before its acquisition.
       if (!waiter.woken && result !== 0) this.#cancel(id);
-      return promise;
+      return;
     }
+    if (result === 2) {
+      waiter.placed = true;
+      this.#wait(waiter, wait);
+      this.#renewWhileBusy();
+      return;
+    }
+    this.#settle(waiter);
     if (result === 1 && this.#closed) {
       this.#cancel(id);
-      this.#refuseIfClosed(started);
-    }
-    if (result === 1) {
-      this.#waiters.delete(id);
-      return this.#grant(id, started);
-    }
-    if (result !== 2) {
-      this.#waiters.delete(id);
+      this.#deny("closed", started);
+      waiter.reject(new RejectedError("closed"));
+    } else if (result === 1) {
+      waiter.resolve(this.#grant(id, started));
+    } else {
       this.#deny("full", started);
-      throw new RejectedError("full");
+      waiter.reject(new RejectedError("full"));
     }
-    waiter.placed = true;
-    if (!waiter.settled) {
-      this.#wait(waiter, wait, signal);
-      this.#renewWhileBusy();
-    }
-    return promise;
   }
 
   /**
@@ -650,31 +679,21 @@ export class RedisLimiter {
     waiter.resolve(this.#grant(id, waiter.started));
   }
 
-  #wait(waiter: Waiter, wait: number, signal: AbortSignal | undefined): void {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const abort = () => {
+  /** Times the placed waiter out after `wait` ms. */
+  #wait(waiter: Waiter, wait: number): void {
+    if (wait === Infinity) return;
+    const timer = setTimeout(() => {
       if (waiter.settled) return;
       this.#settle(waiter);
       this.#cancel(waiter.id);
-      this.#count("aborted", waiter.started);
-      waiter.reject(signal!.reason);
-    };
-    if (wait !== Infinity) {
-      timer = setTimeout(() => {
-        if (waiter.settled) return;
-        this.#settle(waiter);
-        this.#cancel(waiter.id);
-        this.#count("timedOut", waiter.started);
-        waiter.reject(new RejectedError("timeout"));
-      }, wait);
-    }
-    signal?.addEventListener("abort", abort, { once: true });
+      this.#count("timedOut", waiter.started);
+      waiter.reject(new RejectedError("timeout"));
+    }, wait);
+    const { cleanup } = waiter;
     waiter.cleanup = () => {
       clearTimeout(timer);
-      signal?.removeEventListener("abort", abort);
+      cleanup();
     };
-    // It may have fired while the script ran.
-    if (signal?.aborted) abort();
   }
 
   #settle(waiter: Waiter): void {

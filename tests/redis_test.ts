@@ -291,6 +291,61 @@ test("RedisLimiter grants its own waiter from the grant's message when it comes 
   connection.close();
 });
 
+test("RedisLimiter: a signal that aborts while the acquisition's script is on its way rejects it at once, and the permit or place Redis gave goes back", async () => {
+  const connection = await holding(server.port);
+  const name = fresh();
+  const limiter = new RedisLimiter({
+    redis: connection.adapter,
+    name,
+    limit: 1,
+    queue: 1,
+    lease: 60_000,
+  });
+  /** Resolves once the reply to the acquisition's script is held. */
+  async function untilHeld(): Promise<void> {
+    const deadline = Date.now() + 5000;
+    while (connection.held.length === 0) {
+      if (Date.now() > deadline) throw new Error("no reply held");
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+  const key = (what: string) => `floodgate:{${name}}:${what}`;
+  // Capacity is free: Redis grants it.
+  const free = new AbortController();
+  connection.state.replies = true;
+  const granting = limiter.acquire({ signal: free.signal });
+  await untilHeld();
+  assert.equal(await command(server.port, "ZCARD", key("holders")), ":1");
+  free.abort(new Error("gone while granted"));
+  await assert.rejects(granting, /gone while granted/);
+  connection.flush();
+  // Full: Redis queues it behind the holder.
+  const held = await within(5000, "the permit", limiter.acquire());
+  const queue = new AbortController();
+  connection.state.replies = true;
+  const queueing = limiter.acquire({ signal: queue.signal });
+  await untilHeld();
+  assert.equal(await command(server.port, "ZCARD", key("queue")), ":1");
+  queue.abort(new Error("gone while queued"));
+  await assert.rejects(queueing, /gone while queued/);
+  connection.flush();
+  held.release();
+  await limiter.close();
+  assert.deepEqual(
+    {
+      admitted: limiter.stats().admitted,
+      aborted: limiter.stats().aborted,
+      unavailable: limiter.stats().unavailable,
+      active: limiter.active,
+      queued: limiter.queued,
+    },
+    { admitted: 1, aborted: 2, unavailable: 0, active: 0, queued: 0 },
+  );
+  assert.equal(await command(server.port, "ZCARD", key("holders")), ":0");
+  assert.equal(await command(server.port, "ZCARD", key("queue")), ":0");
+  connection.close();
+});
+
 test("RedisLimiter rejects a full fleet queue, times waiters out, honours signals and closes", async () => {
   const { redis, close } = await clients["node-redis"](server.port);
   const name = fresh();
