@@ -371,12 +371,13 @@ export class RedisLimiter {
     };
     if (mayWait) this.#waiters.set(id, waiter);
     if (signal !== undefined) {
-      // From now on, also while the script is on its way: what it grants or
-      // queues then goes back once its reply comes (below).
+      // From now on, also while the script is on its way: the cancellation
+      // leaves at once (ahead of later acquisitions), and again once the
+      // reply comes, in case it overtook the script (#enter).
       const abort = () => {
         if (waiter.settled) return;
         this.#settle(waiter);
-        if (waiter.placed) this.#cancel(id);
+        this.#cancel(id);
         this.#count("aborted", started);
         waiter.reject(signal.reason);
       };

@@ -269,6 +269,8 @@ test("RedisLimiter grants its own waiter from the grant's message when it comes 
   const first = await limiter.acquire();
   const waiting = limiter.acquire();
   await untilQueued(name, 1);
+  // Replies come in order: past this one, the acquisition's has come.
+  await connection.adapter.send(["PING"]);
   connection.state.replies = true;
   first.release();
   const second = await within(5000, "the waiter, from the message", waiting);
