@@ -14,7 +14,9 @@
  *   (fleet queue QUEUE) behind a local limit of LOCAL_LIMIT (handler:
  *   HOLD_MS of waiting); prints `listening`, then its stats when done. With
  *   SPLIT=1, an in-process limit of LIMIT / 2 (queue QUEUE / 2) instead of
- *   the fleet's: the same load without Redis, for reference.
+ *   the fleet's: the same load without Redis, for reference. With TIMES=1,
+ *   the stats also carry the wall times of the fleet's grants and releases
+ *   and the hold of each permit.
  */
 import { Redis } from "ioredis";
 import { Semaphore } from "redis-semaphore";
@@ -99,10 +101,22 @@ if (env.MODE === "handoff") {
     { port: Number(env.PORT), hostname: "127.0.0.1", onListen: () => {} },
     handler,
   );
+  const times = { grants: [] as number[], releases: [] as number[] };
+  const holds: number[] = [];
+  if (env.TIMES === "1") {
+    limiter.observe({
+      admitted: () => times.grants.push(now()),
+      released: ({ hold }) => (times.releases.push(now()), holds.push(hold)),
+    });
+  }
   console.log("listening");
   await sleep(Number(env.SECONDS) * 1000);
   await server.shutdown();
-  console.log(JSON.stringify({ local: handler.stats(), fleet: fleet.stats() }));
+  console.log(JSON.stringify({
+    local: handler.stats(),
+    fleet: fleet.stats(),
+    ...(env.TIMES === "1" ? { ...times, holds } : {}),
+  }));
 }
 await limiter.close();
 redis.disconnect();

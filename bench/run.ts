@@ -34,7 +34,7 @@ import { metrics } from "./suites/metrics.ts";
 import { micro } from "./suites/micro.ts";
 import { nginx } from "./suites/nginx.ts";
 import { overload } from "./suites/overload.ts";
-import { redis } from "./suites/redis.ts";
+import { redis, redisHttp } from "./suites/redis.ts";
 import { wrapperCall } from "./suites/wrapper_call.ts";
 
 const full = Deno.args.includes("--full");
@@ -58,6 +58,7 @@ const suites: Record<string, Suite> = {
   ...(full ? { nginx } : {}),
   // Only on request: it needs a redis-server (installed where missing).
   ...(only === "redis" ? { redis } : {}),
+  ...(only === "redis_http" ? { redis_http: redisHttp } : {}),
   // Its own task (deno task bench:fairness), and part of the full set.
   ...(full || only === "fairness" ? { fairness } : {}),
 };

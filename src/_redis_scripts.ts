@@ -5,7 +5,9 @@
  * (holders and waiters of processes that died or froze) and grants free
  * permits to the oldest waiters, publishing each grant on the channel of the
  * process that waits (`<prefix>wake:<token>`, the token being the part of
- * the id before `:`).
+ * the id before `:`). Every script also returns the ids it granted, so
+ * that the process that ran it resolves its own waiters among them without
+ * waiting for the message.
  *
  * Keys, all under one hash tag so that a cluster keeps them on one node
  * (they empty themselves; only the arrivals counter stays):
@@ -24,6 +26,8 @@ local limit, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
 -- The keys' common prefix: KEYS[1] ends with 'holders'.
 local prefix = string.sub(holders, 1, -8)
 local now
+-- The waiters this script granted, returned to its caller.
+local grants = {}
 
 -- Redis time in ms, read once per script and only when needed.
 local function clock()
@@ -53,6 +57,7 @@ local function grant()
     redis.call('ZREM', waiting, first)
     redis.call('ZADD', holders, now + lease, first)
     redis.call('PUBLISH', prefix .. 'wake:' .. string.match(first, '^[^:]+'), first)
+    grants[#grants + 1] = first
     free = free - 1
   end
   return redis.call('ZCARD', queue)
@@ -62,7 +67,8 @@ end
 /**
  * Acquisitions, in arrival order: ARGV 3, 5, ... the ids, each followed by
  * how many may wait: `-2` none (`tryAcquire`), `-1` no bound, else the
- * bound. Returns, for each, 1 (granted), 2 (queued) or 0 (full).
+ * bound. Returns `{ answers, grants }`: for each acquisition, 1 (granted),
+ * 2 (queued) or 0 (full); the waiters granted meanwhile.
  *
  * When nobody waits and a permit is free, it grants at once (3 commands,
  * and `TIME` once for all); expired holders are dropped only when the limit
@@ -93,13 +99,14 @@ local results = {}
 for i = 3, #ARGV, 2 do
   results[#results + 1] = acquire(ARGV[i], tonumber(ARGV[i + 1]))
 end
-return results
+return { results, grants }
 `;
 
 /**
- * Releases: ARGV 3 onwards, the ids of permits. Returns, for each, 1, or 0
- * when its lease had expired (the release then frees nothing of anyone
- * else's). Whoever waits gets the freed permits.
+ * Releases: ARGV 3 onwards, the ids of permits. Returns `{ answers,
+ * grants }`: for each release, 1, or 0 when its lease had expired (the
+ * release then frees nothing of anyone else's); the waiters that got the
+ * freed permits.
  */
 export const RELEASE = `${COMMON}
 local expiries = {}
@@ -116,13 +123,14 @@ for i = 1, #ARGV - 2 do
   local expiry = expiries[i]
   results[i] = (expiry and tonumber(expiry) > clock()) and 1 or 0
 end
-return results
+return { results, grants }
 `;
 
 /**
  * ARGV 3: the id of a waiter that gives up. Whether or not it was granted
- * meanwhile, it leaves both the queue and the holders. Returns 1 when a
- * permit had been granted to it (and is now passed on).
+ * meanwhile, it leaves both the queue and the holders. Returns `{ had,
+ * grants }`: 1 when a permit had been granted to it (and is now passed on),
+ * else 0; the waiters granted.
  */
 export const CANCEL = `${COMMON}
 redis.call('ZREM', queue, ARGV[3])
@@ -130,13 +138,15 @@ redis.call('ZREM', waiting, ARGV[3])
 local had = redis.call('ZREM', holders, ARGV[3])
 reclaim()
 grant()
-return had
+return { had, grants }
 `;
 
 /**
  * ARGV 3: how many ids of permits follow; then those ids, then the ids of
  * waiters. Extends the lease of each, and returns
- * `{ lost permits, granted waiters, waiters gone from the queue }`.
+ * `{ lost permits, granted waiters, waiters gone from the queue, grants }`,
+ * the granted waiters being this process's that were granted before (their
+ * message was lost), the grants those the script made.
  */
 export const RENEW = `${COMMON}
 reclaim()
@@ -156,5 +166,5 @@ for i = 4, #ARGV do
   end
 end
 grant()
-return { lost, granted, gone }
+return { lost, granted, gone, grants }
 `;

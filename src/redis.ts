@@ -111,9 +111,10 @@ interface Waiter {
 class Unavailable extends Error {}
 
 /**
- * The calls of one script that wait while one call of it is in flight, to
- * go together as the next call: one round trip for several acquisitions (or
- * releases) when many happen at once, none added when one happens alone.
+ * The calls of one script made in the same turn, or while one call of it is
+ * in flight, to go together as the next call: one round trip for several
+ * acquisitions (or releases) when many happen at once, none added when one
+ * happens alone.
  */
 interface Batch {
   script: string;
@@ -121,6 +122,8 @@ interface Batch {
   width: number;
   how: { gated?: boolean; patient?: boolean };
   flying: boolean;
+  /** Whether a call is to leave once this turn's microtasks have run. */
+  scheduled: boolean;
   args: string[];
   calls: Array<{ resolve(reply: unknown): void; reject(error: unknown): void }>;
 }
@@ -389,47 +392,77 @@ export class RedisLimiter {
       cleanup: () => {},
     };
     if (mayWait) this.#waiters.set(id, waiter);
+    if (signal !== undefined) {
+      // From now on, also while the script is on its way: the cancellation
+      // leaves at once (ahead of later acquisitions), and again once the
+      // reply comes, in case it overtook the script (#enter).
+      const abort = () => {
+        if (waiter.settled) return;
+        this.#settle(waiter);
+        this.#cancel(id);
+        this.#count("aborted", started);
+        waiter.reject(signal.reason);
+      };
+      signal.addEventListener("abort", abort, { once: true });
+      waiter.cleanup = () => signal.removeEventListener("abort", abort);
+      // It may have aborted while this waited to subscribe.
+      if (signal.aborted) {
+        abort();
+        return promise;
+      }
+    }
+    this.#enter(
+      waiter,
+      !mayWait ? "-2" : this.#queue === Infinity ? "-1" : String(this.#queue),
+      wait,
+    );
+    return promise;
+  }
+
+  /**
+   * Sends the acquisition of `waiter` (how many may wait: `most`) and
+   * settles it by the reply, unless it was settled meanwhile (closed,
+   * aborted, or granted by a notification that came first).
+   */
+  async #enter(waiter: Waiter, most: string, wait: number): Promise<void> {
+    const { id, started } = waiter;
     let result: unknown;
     this.#entering++;
     try {
-      result = await this.#batched(this.#acquisitions, [
-        id,
-        !mayWait ? "-2" : this.#queue === Infinity ? "-1" : String(this.#queue),
-      ]);
+      result = await this.#batched(this.#acquisitions, [id, most]);
     } catch (error) {
-      this.#waiters.delete(id);
       // The script may have run: whatever it granted or queued goes back.
       this.#cancel(id);
-      throw this.#failed(error, started);
+      if (waiter.settled) return;
+      this.#settle(waiter);
+      waiter.reject(this.#failed(error, started));
+      return;
     } finally {
       this.#entered();
     }
     if (waiter.settled) {
-      // Closed during the round trip (or granted by a notification that
-      // came first): a rejected waiter's place or permit goes back, since
-      // its cancellation may have reached Redis before its acquisition.
+      // A rejected waiter's place or permit goes back, since a cancellation
+      // may have reached Redis before its acquisition.
       if (!waiter.woken && result !== 0) this.#cancel(id);
-      return promise;
+      return;
     }
+    if (result === 2) {
+      waiter.placed = true;
+      this.#wait(waiter, wait);
+      this.#renewWhileBusy();
+      return;
+    }
+    this.#settle(waiter);
     if (result === 1 && this.#closed) {
       this.#cancel(id);
-      this.#refuseIfClosed(started);
-    }
-    if (result === 1) {
-      this.#waiters.delete(id);
-      return this.#grant(id, started);
-    }
-    if (result !== 2) {
-      this.#waiters.delete(id);
+      this.#deny("closed", started);
+      waiter.reject(new RejectedError("closed"));
+    } else if (result === 1) {
+      waiter.resolve(this.#grant(id, started));
+    } else {
       this.#deny("full", started);
-      throw new RejectedError("full");
+      waiter.reject(new RejectedError("full"));
     }
-    waiter.placed = true;
-    if (!waiter.settled) {
-      this.#wait(waiter, wait, signal);
-      this.#renewWhileBusy();
-    }
-    return promise;
   }
 
   /**
@@ -651,6 +684,15 @@ export class RedisLimiter {
     return bounded;
   }
 
+  /**
+   * The grants a script made, as its reply tells them: this process's
+   * waiters among them need not wait for the message, which then finds
+   * them settled (and so does the reply when the message comes first).
+   */
+  #wokenAll(ids: string[]): void {
+    for (const id of ids) this.#woken(id);
+  }
+
   /** A grant published for one of this process's waiters. */
   #woken(id: string): void {
     const waiter = this.#waiters.get(id);
@@ -660,31 +702,21 @@ export class RedisLimiter {
     waiter.resolve(this.#grant(id, waiter.started));
   }
 
-  #wait(waiter: Waiter, wait: number, signal: AbortSignal | undefined): void {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const abort = () => {
+  /** Times the placed waiter out after `wait` ms. */
+  #wait(waiter: Waiter, wait: number): void {
+    if (wait === Infinity) return;
+    const timer = setTimeout(() => {
       if (waiter.settled) return;
       this.#settle(waiter);
       this.#cancel(waiter.id);
-      this.#count("aborted", waiter.started);
-      waiter.reject(signal!.reason);
-    };
-    if (wait !== Infinity) {
-      timer = setTimeout(() => {
-        if (waiter.settled) return;
-        this.#settle(waiter);
-        this.#cancel(waiter.id);
-        this.#count("timedOut", waiter.started);
-        waiter.reject(new RejectedError("timeout"));
-      }, wait);
-    }
-    signal?.addEventListener("abort", abort, { once: true });
+      this.#count("timedOut", waiter.started);
+      waiter.reject(new RejectedError("timeout"));
+    }, wait);
+    const { cleanup } = waiter;
     waiter.cleanup = () => {
       clearTimeout(timer);
-      signal?.removeEventListener("abort", abort);
+      cleanup();
     };
-    // It may have fired while the script ran.
-    if (signal?.aborted) abort();
   }
 
   #settle(waiter: Waiter): void {
@@ -698,7 +730,21 @@ export class RedisLimiter {
     return new Promise((resolve, reject) => {
       batch.calls.push({ resolve, reject });
       batch.args.push(...args);
-      if (!batch.flying) this.#fly(batch);
+      this.#schedule(batch);
+    });
+  }
+
+  /**
+   * Sends the calls made so far once this turn's microtasks have run (the
+   * callers that one reply resumes then go together), unless a call is in
+   * flight: its reply schedules the next.
+   */
+  #schedule(batch: Batch): void {
+    if (batch.scheduled || batch.flying) return;
+    batch.scheduled = true;
+    queueMicrotask(() => {
+      batch.scheduled = false;
+      this.#fly(batch);
     });
   }
 
@@ -709,11 +755,15 @@ export class RedisLimiter {
     batch.flying = true;
     const landed = () => {
       batch.flying = false;
-      if (batch.calls.length > 0) this.#fly(batch);
+      if (batch.calls.length > 0) this.#schedule(batch);
     };
-    this.#script(batch.script, args, batch.how).then((replies) => {
+    this.#script(batch.script, args, batch.how).then((reply) => {
       landed();
-      calls.forEach((call, i) => call.resolve((replies as unknown[])[i]));
+      const [answers, grants] = reply as [unknown[], string[]];
+      // Before the answers: an acquisition queued by this very call may
+      // have been granted in it.
+      this.#wokenAll(grants);
+      calls.forEach((call, i) => call.resolve(answers[i]));
     }, (error) => {
       landed();
       for (const call of calls) call.reject(error);
@@ -722,7 +772,11 @@ export class RedisLimiter {
 
   /** Takes `id` out of the queue and the holders, in the background. */
   #cancel(id: string): void {
-    this.#track(this.#script(CANCEL, [id], { patient: true }));
+    this.#track(
+      this.#script(CANCEL, [id], { patient: true }).then((reply) =>
+        this.#wokenAll((reply as [number, string[]])[1])
+      ),
+    );
   }
 
   #track(promise: Promise<unknown>): Promise<unknown> {
@@ -810,19 +864,20 @@ export class RedisLimiter {
       this.#stopRenewal();
       return;
     }
-    let reply: [string[], string[], string[]];
+    let reply: [string[], string[], string[], string[]];
     try {
       reply = await this.#script(RENEW, [
         String(held.length),
         ...held,
         ...waiting,
-      ]) as [string[], string[], string[]];
+      ]) as [string[], string[], string[], string[]];
     } catch {
       for (const id of waiting) this.#unavailable(id);
       return;
     }
-    const [, granted, gone] = reply;
-    for (const id of granted) this.#woken(id);
+    const [, granted, gone, grants] = reply;
+    this.#wokenAll(granted);
+    this.#wokenAll(grants);
     for (const id of gone) this.#unavailable(id);
   }
 
@@ -863,7 +918,15 @@ export class RedisLimiter {
 }
 
 function batch(script: string, width: number, how: Batch["how"]): Batch {
-  return { script, width, how, flying: false, args: [], calls: [] };
+  return {
+    script,
+    width,
+    how,
+    flying: false,
+    scheduled: false,
+    args: [],
+    calls: [],
+  };
 }
 
 /** An error reply from Redis itself (a bug, or a script error), not an outage. */

@@ -4,7 +4,7 @@ import process from "node:process";
 import { createClient } from "redis";
 import { Redis } from "ioredis";
 import { RejectedError, throttle } from "../mod.ts";
-import { RedisLimiter } from "../redis.ts";
+import { type RedisAdapter, RedisLimiter } from "../redis.ts";
 import { deferred } from "./_helpers.ts";
 import {
   command,
@@ -166,6 +166,187 @@ for (const [kind, connect] of Object.entries(clients)) {
     await b.close();
   });
 }
+
+/**
+ * A node-redis connection as an adapter that can hold back the grants
+ * published to it, or the replies to its commands, until `flush()`: to
+ * order the two ways a process learns of a grant.
+ */
+async function holding(port: number) {
+  const redis = createClient({ url: `redis://127.0.0.1:${port}` });
+  await redis.connect();
+  const held: Array<() => void> = [];
+  const state = { messages: false, replies: false, heard: deferred() };
+  const subscribers: Array<{ destroy(): void }> = [];
+  const adapter: RedisAdapter = {
+    async send(args) {
+      const reply = await redis.sendCommand(args);
+      if (state.replies) await new Promise<void>((go) => held.push(go));
+      return reply;
+    },
+    async subscribe(channel, listener) {
+      const subscriber = redis.duplicate();
+      await subscriber.connect();
+      subscribers.push(subscriber);
+      await subscriber.subscribe(channel, (message: string) => {
+        if (state.messages) held.push(() => listener(message));
+        else listener(message);
+        state.heard.resolve();
+      });
+      return () => Promise.resolve(subscriber.destroy());
+    },
+  };
+  return {
+    adapter,
+    state,
+    held,
+    flush() {
+      state.messages = state.replies = false;
+      for (const go of held.splice(0)) go();
+    },
+    close() {
+      for (const subscriber of subscribers) subscriber.destroy();
+      redis.destroy();
+    },
+  };
+}
+
+test("RedisLimiter grants its own waiter from the release's reply, and the grant's message that comes later changes nothing", async () => {
+  const connection = await holding(server.port);
+  const name = fresh();
+  // A lease of a minute: a grant learnt at the renewal would take 20 s.
+  const limiter = new RedisLimiter({
+    redis: connection.adapter,
+    name,
+    limit: 1,
+    queue: 1,
+    lease: 60_000,
+  });
+  let admitted = 0;
+  limiter.observe({ admitted: () => admitted++ });
+  const first = await limiter.acquire();
+  const waiting = limiter.acquire();
+  await untilQueued(name, 1);
+  connection.state.messages = true;
+  first.release();
+  const second = await within(5000, "the waiter, from the reply", waiting);
+  await within(5000, "the message", connection.state.heard.promise);
+  assert.equal(connection.held.length, 1);
+  connection.flush();
+  assert.deepEqual(
+    { admitted, active: limiter.active, queued: limiter.queued },
+    { admitted: 2, active: 1, queued: 0 },
+  );
+  // The permit is still the waiter's alone: nobody else gets it.
+  assert.equal(await limiter.tryAcquire(), undefined);
+  second.release();
+  const third = await limiter.acquire();
+  third.release();
+  await limiter.close();
+  assert.deepEqual(
+    { admitted: limiter.stats().admitted, expired: limiter.stats().expired },
+    { admitted: 3, expired: 0 },
+  );
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+    ":0",
+  );
+  connection.close();
+});
+
+test("RedisLimiter grants its own waiter from the grant's message when it comes before the release's reply, which then changes nothing", async () => {
+  const connection = await holding(server.port);
+  const name = fresh();
+  const limiter = new RedisLimiter({
+    redis: connection.adapter,
+    name,
+    limit: 1,
+    queue: 1,
+    lease: 60_000,
+  });
+  let admitted = 0;
+  limiter.observe({ admitted: () => admitted++ });
+  const first = await limiter.acquire();
+  const waiting = limiter.acquire();
+  await untilQueued(name, 1);
+  // Replies come in order: past this one, the acquisition's has come.
+  await connection.adapter.send(["PING"]);
+  connection.state.replies = true;
+  first.release();
+  const second = await within(5000, "the waiter, from the message", waiting);
+  // The release's reply has not come yet.
+  assert.equal(connection.held.length, 1);
+  connection.flush();
+  // Its reply comes before this one's, on the same connection.
+  assert.equal(await limiter.tryAcquire(), undefined);
+  assert.deepEqual(
+    { admitted, active: limiter.active, queued: limiter.queued },
+    { admitted: 2, active: 1, queued: 0 },
+  );
+  second.release();
+  await limiter.close();
+  assert.equal(limiter.stats().expired, 0);
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:holders`),
+    ":0",
+  );
+  connection.close();
+});
+
+test("RedisLimiter: a signal that aborts while the acquisition's script is on its way rejects it at once, and the permit or place Redis gave goes back", async () => {
+  const connection = await holding(server.port);
+  const name = fresh();
+  const limiter = new RedisLimiter({
+    redis: connection.adapter,
+    name,
+    limit: 1,
+    queue: 1,
+    lease: 60_000,
+  });
+  /** Resolves once the reply to the acquisition's script is held. */
+  async function untilHeld(): Promise<void> {
+    const deadline = Date.now() + 5000;
+    while (connection.held.length === 0) {
+      if (Date.now() > deadline) throw new Error("no reply held");
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+  const key = (what: string) => `floodgate:{${name}}:${what}`;
+  // Capacity is free: Redis grants it.
+  const free = new AbortController();
+  connection.state.replies = true;
+  const granting = limiter.acquire({ signal: free.signal });
+  await untilHeld();
+  assert.equal(await command(server.port, "ZCARD", key("holders")), ":1");
+  free.abort(new Error("gone while granted"));
+  await assert.rejects(granting, /gone while granted/);
+  connection.flush();
+  // Full: Redis queues it behind the holder.
+  const held = await within(5000, "the permit", limiter.acquire());
+  const queue = new AbortController();
+  connection.state.replies = true;
+  const queueing = limiter.acquire({ signal: queue.signal });
+  await untilHeld();
+  assert.equal(await command(server.port, "ZCARD", key("queue")), ":1");
+  queue.abort(new Error("gone while queued"));
+  await assert.rejects(queueing, /gone while queued/);
+  connection.flush();
+  held.release();
+  await limiter.close();
+  assert.deepEqual(
+    {
+      admitted: limiter.stats().admitted,
+      aborted: limiter.stats().aborted,
+      unavailable: limiter.stats().unavailable,
+      active: limiter.active,
+      queued: limiter.queued,
+    },
+    { admitted: 1, aborted: 2, unavailable: 0, active: 0, queued: 0 },
+  );
+  assert.equal(await command(server.port, "ZCARD", key("holders")), ":0");
+  assert.equal(await command(server.port, "ZCARD", key("queue")), ":0");
+  connection.close();
+});
 
 test("RedisLimiter rejects a full fleet queue, times waiters out, honours signals and closes", async () => {
   const { redis, close } = await clients["node-redis"](server.port);

@@ -11,7 +11,10 @@
  *    16 acquirers each on a limit of 8, an independent counter checked inside;
  * 4. two throttled HTTP servers sharing a fleet limit, under overload.
  *
- * Writes bench/results/redis.json and redis.md.
+ * Writes bench/results/redis.json and redis.md. `redisHttp` (`--only
+ * redis_http`) runs the fourth alone, three times, each with the time from
+ * every release to the grant that follows it and the mean hold, then split
+ * in-process once; it writes nothing.
  */
 import { spawn } from "node:child_process";
 import { freePort, repoRoot } from "../../scripts/_process.ts";
@@ -148,7 +151,39 @@ async function exactness(port: number) {
   };
 }
 
-async function overload(port: number, split = false) {
+/**
+ * The hand-off in the fleet's pair: each grant timed from the release it
+ * follows (grants and releases of both servers in one timeline, paired in
+ * order, since a freed permit goes to the oldest waiter), and the holds.
+ */
+function handoffs(
+  stats: Array<{ grants: number[]; releases: number[]; holds: number[] }>,
+  from: number,
+  until: number,
+) {
+  const within = (t: number) => t >= from && t < until;
+  const sorted = (key: "grants" | "releases") =>
+    stats.flatMap((s) => s[key]).filter(within).sort((x, y) => x - y);
+  const [grants, releases] = [sorted("grants"), sorted("releases")];
+  const gaps: number[] = [];
+  let next = 0;
+  for (const granted of grants) {
+    if (next >= releases.length || releases[next] > granted) continue;
+    gaps.push(granted - releases[next++]);
+  }
+  gaps.sort((x, y) => x - y);
+  const holds = stats.flatMap((s) => s.holds);
+  const mean = (values: number[]) =>
+    values.reduce((sum, value) => sum + value, 0) / values.length;
+  return {
+    gapMean: mean(gaps),
+    gapP50: percentile(gaps, 0.5),
+    gapP90: percentile(gaps, 0.9),
+    holdMean: mean(holds),
+  };
+}
+
+async function overload(port: number, split = false, times = false) {
   const limit = 8;
   const hold = 20;
   const seconds = 6;
@@ -168,6 +203,7 @@ async function overload(port: number, split = false) {
       HOLD_MS: String(hold),
       SECONDS: String(seconds + 3),
       SPLIT: split ? "1" : "0",
+      TIMES: times ? "1" : "0",
     }, (line) => {
       if (line === "listening" && ++listening === 2) ready.resolve();
     })
@@ -197,6 +233,7 @@ async function overload(port: number, split = false) {
     goodput: counts.ok / seconds,
     ...counts,
     fleetRejected: stats.reduce((sum, s) => sum + s.fleet.rejected, 0),
+    ...(times ? { handoff: handoffs(stats, measureFrom, until) } : {}),
   };
 }
 
@@ -285,6 +322,43 @@ export async function redis(setup: Setup): Promise<Section> {
       "# Fleet limit benchmark\n\n" + markdown.slice(2).join("\n") + "\n",
     );
     return { key: "redis", json, markdown };
+  } finally {
+    await server.stop();
+  }
+}
+
+/** The HTTP pair alone, three times, then split in-process once. */
+export async function redisHttp(_setup: Setup): Promise<Section> {
+  await ensureBinary("redis-server", "redis-server");
+  const server = await startRedis();
+  try {
+    const runs = [];
+    for (let i = 0; i < 3; i++) {
+      runs.push(await overload(server.port, false, true));
+    }
+    const split = await overload(server.port, true);
+    const share = (run: { goodput: number; ceiling: number }) =>
+      `${run.goodput.toFixed(0)} req/s (${
+        (run.goodput / run.ceiling * 100).toFixed(0)
+      }%)`;
+    return {
+      key: "redis_http",
+      json: { runs, split },
+      markdown: [
+        "## Two throttled servers, one fleet limit (the pair alone)",
+        "",
+        ...runs.map((run) =>
+          `- fleet: goodput ${
+            share(run)
+          }, ${run.rejected} answered 503 (${run.retryAfter} with Retry-After; ${run.fleetRejected} by the fleet limit), ${run.other} other; from a release to the next grant ${
+            ms(run.handoff!.gapMean)
+          } ms mean (p50 ${ms(run.handoff!.gapP50)}, p90 ${
+            ms(run.handoff!.gapP90)
+          }), mean hold ${ms(run.handoff!.holdMean)} ms`
+        ),
+        `- split in-process: goodput ${share(split)}`,
+      ],
+    };
   } finally {
     await server.stop();
   }
