@@ -6,8 +6,7 @@
  *
  * `/?work=MS` takes MS milliseconds; one request runs at a time per isolate
  * and the rest get a 503. Wrangler's bundler follows examples/tsconfig.json to
- * the source; elsewhere, `npm install floodgate`. floodgate needs
- * `FinalizationRegistry`, which older compatibility dates lack.
+ * the source; elsewhere, `npm install floodgate`.
  */
 import { throttle } from "floodgate";
 

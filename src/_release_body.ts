@@ -1,7 +1,11 @@
 // A body that nobody reads or cancels (a Response dropped by its caller, or
 // one a server throws away) would hold its slot forever; the registry frees
-// it when the garbage collector reclaims the stream.
-const unread = new FinalizationRegistry<() => void>((release) => release());
+// it when the garbage collector reclaims the stream. Workers on a
+// compatibility date before 2025-05-05 have no FinalizationRegistry: there
+// the module still loads, and such a body keeps its slot.
+const unread = typeof FinalizationRegistry === "function"
+  ? new FinalizationRegistry<() => void>((release) => release())
+  : undefined;
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | undefined)?.then ===
@@ -128,7 +132,7 @@ function rewrap(
   // reader and a pending read, say), or the body could never be collected.
   const token = {};
   const finish = () => {
-    unread.unregister(token);
+    unread?.unregister(token);
     release();
   };
   const stream = new ReadableStream<Uint8Array>({
@@ -151,7 +155,7 @@ function rewrap(
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });
-  unread.register(stream, release, token);
+  unread?.register(stream, release, token);
   return new Response(stream, {
     status: response.status,
     statusText: response.statusText,

@@ -1,6 +1,7 @@
 import {
   type Attributes,
   type BatchObservableCallback,
+  type Histogram,
   type Meter,
   metrics,
 } from "@opentelemetry/api";
@@ -92,6 +93,96 @@ class Tally {
   }
 }
 
+/** What the targets recorded under one name on one meter share. */
+interface Group {
+  readonly tally: Tally;
+  readonly wait: Histogram;
+  readonly hold: Histogram;
+  readonly attributes: (priority: number) => Attributes;
+  /** The targets recorded now; the gauges report their sum. */
+  readonly targets: MetricsTarget[];
+  /** Stops reading the gauges and the counter, once no target is left. */
+  close(): void;
+}
+
+/**
+ * The groups of each meter, by name. The SDK keeps one value per series and
+ * collection, so two callbacks that observed the same series would leave
+ * only the last one's: the targets of one name are read by one callback,
+ * which reports their sum (as a keyed gate sums its keys).
+ */
+const groups = new WeakMap<Meter, Map<string, Group>>();
+
+function groupOf(meter: Meter, name: string): Group {
+  let byName = groups.get(meter);
+  if (byName === undefined) groups.set(meter, byName = new Map());
+  const found = byName.get(name);
+  if (found !== undefined) return found;
+
+  const requests = meter.createObservableCounter("floodgate.requests", {
+    description: "Requests the gate decided on, by result.",
+    unit: "{request}",
+  });
+  const advice = { explicitBucketBoundaries: [...LATENCY_BUCKETS] };
+  const wait = meter.createHistogram("floodgate.wait.duration", {
+    description: "Time in the queue of every request that queued.",
+    unit: "s",
+    advice,
+  });
+  const hold = meter.createHistogram("floodgate.hold.duration", {
+    description: "Time from grant to release of every permit given back.",
+    unit: "s",
+    advice,
+  });
+  const active = meter.createObservableGauge("floodgate.active", {
+    description: "Capacity held now.",
+    unit: "{permit}",
+  });
+  const queued = meter.createObservableGauge("floodgate.queued", {
+    description: "Callers waiting now.",
+    unit: "{request}",
+  });
+  const limit = meter.createObservableGauge("floodgate.limit", {
+    description: "The current limit.",
+    unit: "{permit}",
+  });
+
+  const attributes = attributesByPriority(name);
+  const tally = new Tally(attributes);
+  const targets: MetricsTarget[] = [];
+  const plain: Attributes = { "floodgate.name": name };
+  const observe: BatchObservableCallback = (result) => {
+    for (const { attributes, n } of tally.entries()) {
+      result.observe(requests, n, attributes);
+    }
+    let held = 0, waiting = 0, most = 0;
+    for (const target of targets) {
+      const stats = target.stats();
+      held += stats.active;
+      waiting += stats.queued;
+      most += stats.limit;
+    }
+    result.observe(active, held, plain);
+    result.observe(queued, waiting, plain);
+    if (most !== Infinity) result.observe(limit, most, plain);
+  };
+  const gauges = [requests, active, queued, limit];
+  meter.addBatchObservableCallback(observe, gauges);
+  const group: Group = {
+    tally,
+    wait,
+    hold,
+    attributes,
+    targets,
+    close() {
+      byName.delete(name);
+      meter.removeBatchObservableCallback(observe, gauges);
+    },
+  };
+  byName.set(name, group);
+  return group;
+}
+
 /**
  * Records the events and load of `target` with OpenTelemetry metrics:
  *
@@ -108,7 +199,9 @@ class Tally {
  *
  * Every measurement has attribute `floodgate.name`; those of an event also
  * `floodgate.priority` (0-7) where it is not the default, 3. Keys are never
- * attributes: their number is unbounded.
+ * attributes: their number is unbounded. Targets recorded under the same
+ * name on the same meter are reported as one: their counts, `active`,
+ * `queued` and `limit` summed.
  *
  * @example With the SDK's Prometheus exporter
  * ```ts
@@ -159,74 +252,43 @@ export function instrument(
     );
   }
 
-  const requests = meter.createObservableCounter("floodgate.requests", {
-    description: "Requests the gate decided on, by result.",
-    unit: "{request}",
-  });
-  const advice = { explicitBucketBoundaries: [...LATENCY_BUCKETS] };
-  const wait = meter.createHistogram("floodgate.wait.duration", {
-    description: "Time in the queue of every request that queued.",
-    unit: "s",
-    advice,
-  });
-  const hold = meter.createHistogram("floodgate.hold.duration", {
-    description: "Time from grant to release of every permit given back.",
-    unit: "s",
-    advice,
-  });
-  const active = meter.createObservableGauge("floodgate.active", {
-    description: "Capacity held now.",
-    unit: "{permit}",
-  });
-  const queued = meter.createObservableGauge("floodgate.queued", {
-    description: "Callers waiting now.",
-    unit: "{request}",
-  });
-  const limit = meter.createObservableGauge("floodgate.limit", {
-    description: "The current limit.",
-    unit: "{permit}",
-  });
-
-  const attributes = attributesByPriority(name);
-  const tally = new Tally(attributes);
+  const group = groupOf(meter, name);
+  const { tally, wait, hold, attributes } = group;
   const admitted = tally.admitted;
-  const plain: Attributes = { "floodgate.name": name };
-  const observe: BatchObservableCallback = (result) => {
-    for (const { attributes, n } of tally.entries()) {
-      result.observe(requests, n, attributes);
-    }
-    const stats = target.stats();
-    result.observe(active, stats.active, plain);
-    result.observe(queued, stats.queued, plain);
-    if (stats.limit !== Infinity) result.observe(limit, stats.limit, plain);
-  };
-  const gauges = [requests, active, queued, limit];
-  meter.addBatchObservableCallback(observe, gauges);
-  const unobserve = target.observe({
-    // A decision made at once waited 0 and is in the counter already: the
-    // wait histogram takes only the requests that queued, so that a request
-    // below the limit costs one record into the SDK, not two.
-    admitted(event) {
-      admitted[event.priority]++;
-      if (event.wait !== 0) {
-        wait.record(event.wait / 1000, attributes(event.priority));
-      }
-    },
-    rejected(event) {
-      tally.of(event.reason)[event.priority]++;
-      if (event.wait !== 0) {
-        wait.record(event.wait / 1000, attributes(event.priority));
-      }
-    },
-    released(event) {
-      hold.record(event.hold / 1000, attributes(event.priority));
-    },
-  });
+  let unobserve: () => void;
+  try {
+    unobserve = target.observe({
+      // A decision made at once waited 0 and is in the counter already: the
+      // wait histogram takes only the requests that queued, so that a request
+      // below the limit costs one record into the SDK, not two.
+      admitted(event) {
+        admitted[event.priority]++;
+        if (event.wait !== 0) {
+          wait.record(event.wait / 1000, attributes(event.priority));
+        }
+      },
+      rejected(event) {
+        tally.of(event.reason)[event.priority]++;
+        if (event.wait !== 0) {
+          wait.record(event.wait / 1000, attributes(event.priority));
+        }
+      },
+      released(event) {
+        hold.record(event.hold / 1000, attributes(event.priority));
+      },
+    });
+  } catch (error) {
+    // A target that cannot be observed leaves no callback behind.
+    if (group.targets.length === 0) group.close();
+    throw error;
+  }
+  group.targets.push(target);
   let stopped = false;
   return function stop() {
     if (stopped) return;
     stopped = true;
     unobserve();
-    meter.removeBatchObservableCallback(observe, gauges);
+    group.targets.splice(group.targets.indexOf(target), 1);
+    if (group.targets.length === 0) group.close();
   };
 }

@@ -113,6 +113,8 @@ function checkTargets(targets: unknown): Series[] {
         );
       }
     }
+    // What the response will carry: a lone surrogate becomes U+FFFD.
+    name = new TextDecoder().decode(new TextEncoder().encode(name));
     if (names.has(name)) {
       throw new TypeError(
         `floodgate/prometheus: two targets are named ${show(name)}`,

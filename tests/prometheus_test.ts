@@ -187,6 +187,16 @@ test("prometheus() rejects what it cannot report, at creation", () => {
     () => prometheus([limiter, limiter]),
     /two targets are named "default"/,
   );
+  // Names that differ only in lone surrogates are the same once sent: each
+  // becomes U+FFFD in UTF-8, and the series would be written twice.
+  assert.throws(
+    () =>
+      prometheus([
+        { name: "a\uD800", target: new Limiter() },
+        { name: "a\uDC00", target: new Limiter() },
+      ]),
+    /two targets are named/,
+  );
 });
 
 test("prometheus() answers HEAD with the headers only", async () => {

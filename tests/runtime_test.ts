@@ -191,7 +191,7 @@ async function workerdBinary(): Promise<string> {
  */
 async function startWorker(
   worker: string,
-  options: { flags?: string[] } = {},
+  options: { flags?: string[]; compatibilityDate?: string } = {},
 ) {
   const build = join(root, "npm");
   const dir = await mkdtemp(join(tmpdir(), "floodgate-workerd-"));
@@ -217,7 +217,7 @@ const config :Workerd.Config = (
 );
 const worker :Workerd.Worker = (
   modules = [${modules.join(",\n    ")}],
-  compatibilityDate = "2026-11-01",
+  compatibilityDate = "${options.compatibilityDate ?? "2026-11-01"}",
   compatibilityFlags = [${flags}],
 );
 `,
@@ -336,6 +336,24 @@ for (
     }
   });
 }
+
+test(`${runtime}: a Worker with a compatibility date from before FinalizationRegistry runs the npm build in workerd`, async () => {
+  // workerd defines FinalizationRegistry (and WeakRef) only from the
+  // compatibility date 2025-05-05 on; Workers deployed before keep theirs.
+  const worker = await startWorker(
+    queuedWorker('{ limit: 1, queue: 10, release: "body" }'),
+    { compatibilityDate: "2025-05-04" },
+  );
+  try {
+    for (let round = 0; round < 2; round++) {
+      const statuses = await burst(worker.url, 3, 50);
+      assert.deepEqual(statuses, [200, 200, 200], `round ${round + 1}`);
+      await assertIdleAndReported(worker.url);
+    }
+  } finally {
+    await worker.stop();
+  }
+});
 
 test(`${runtime}: a Worker with a queue loses no slot to a queued client that leaves, in workerd`, async () => {
   const worker = await startWorker(queuedWorker("{ limit: 1, queue: 10 }"));
