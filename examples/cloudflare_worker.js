@@ -2,7 +2,14 @@
 /**
  * A Cloudflare Worker whose fetch handler is throttled:
  *
- *   npx wrangler dev --compatibility-date 2026-11-01 examples/cloudflare_worker.js
+ *   npx -y wrangler dev --ip 127.0.0.1 examples/cloudflare_worker.js
+ *
+ * Wrangler's current release needs Node.js 22.12 or later; on Node.js 20 the
+ * last release that runs is 4.86, whose workerd knows compatibility dates up
+ * to 2026-05-03:
+ *
+ *   npx -y wrangler@4.86 dev --compatibility-date 2026-05-01 --ip 127.0.0.1 \
+ *     examples/cloudflare_worker.js
  *
  * `/?work=MS` takes MS milliseconds; one request runs at a time per isolate
  * and the rest get a 503. Wrangler's bundler follows examples/tsconfig.json to
