@@ -13,7 +13,8 @@
  *
  * `/?work=MS` takes MS milliseconds; one request runs at a time per isolate
  * and the rest get a 503. Wrangler's bundler follows examples/tsconfig.json to
- * the source; elsewhere, `npm install floodgate`. floodgate needs
+ * the source; elsewhere, install the tarball that README.md's Install
+ * section builds (floodgate is not on npm yet). floodgate needs
  * `FinalizationRegistry`, which older compatibility dates lack.
  */
 import { throttle } from "floodgate";

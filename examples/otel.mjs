@@ -10,9 +10,10 @@
  *     --allow-read --allow-sys examples/otel.mjs
  *
  * From a clone of this repository, `deno task build:npm --emit` first builds
- * the npm package that "floodgate" resolves to; elsewhere, `npm install
- * floodgate @hono/node-server @opentelemetry/api @opentelemetry/sdk-metrics
- * @opentelemetry/exporter-prometheus`.
+ * the npm package that "floodgate" resolves to; elsewhere, install the
+ * tarball that README.md's Install section builds (floodgate is not on npm
+ * yet) and `npm install @hono/node-server @opentelemetry/api
+ * @opentelemetry/sdk-metrics @opentelemetry/exporter-prometheus`.
  *
  * `/?work=MS` takes MS milliseconds; at most 2 run at once, 2 more wait, and
  * the rest get a 503. `http://127.0.0.1:9464/metrics` serves the metrics
