@@ -3,6 +3,11 @@
  *
  *   deno serve --allow-net --host 127.0.0.1 --port 8000 examples/metrics_deno.ts
  *
+ * Its gate has a queue, so Deno 2 prints a one-time warning about
+ * `request.signal` on the first request that could queue; start Deno with
+ * `--unstable-no-legacy-abort` (or put `"unstable": ["no-legacy-abort"]` in
+ * deno.json) to keep a waiting client that disconnects detected without it.
+ *
  * `/?work=MS` takes MS milliseconds; at most 2 run at once, 2 more wait, and
  * the rest get a 503. `/metrics` bypasses the gate and serves its metrics.
  */

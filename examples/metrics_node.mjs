@@ -6,8 +6,9 @@
  *   PORT=8000 node examples/metrics_node.mjs
  *
  * From a clone of this repository, `deno task build:npm --emit` first builds
- * the npm package that "floodgate" resolves to; elsewhere, `npm install
- * floodgate @hono/node-server`.
+ * the npm package that "floodgate" resolves to; elsewhere, install the
+ * tarball that README.md's Install section builds (floodgate is not on npm
+ * yet) and `npm install @hono/node-server`.
  *
  * `/?work=MS` takes MS milliseconds; at most 2 run at once, 2 more wait, and
  * the rest get a 503. `/metrics` bypasses the gate and serves its metrics.

@@ -6,7 +6,8 @@
  *
  * From a clone of this repository, `deno task build:npm --emit` first builds
  * the npm package that "floodgate" resolves to and installs @hono/node-server;
- * elsewhere, `npm install floodgate @hono/node-server`.
+ * elsewhere, install the tarball that README.md's Install section builds
+ * (floodgate is not on npm yet) and `npm install @hono/node-server`.
  *
  * `/?work=MS` takes MS milliseconds; at most 2 run at once and the rest get a
  * 503. `/stats` bypasses the gate and reports it.

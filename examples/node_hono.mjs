@@ -6,7 +6,8 @@
  *
  * From a clone of this repository, `deno task build:npm --emit` first builds
  * the npm package that "floodgate" resolves to and installs the rest;
- * elsewhere, `npm install floodgate hono @hono/node-server`.
+ * elsewhere, install the tarball that README.md's Install section builds
+ * (floodgate is not on npm yet) and `npm install hono @hono/node-server`.
  */
 import { serve } from "@hono/node-server";
 import { app } from "./hono_app.mjs";

@@ -9,9 +9,12 @@
  *   PORT=8000 METRICS_PORT=9464 deno run --allow-net --allow-env \
  *     --allow-read --allow-sys examples/otel.mjs
  *
- * From a clone of this repository, `deno task build:npm --emit` first builds
- * the npm package that "floodgate" resolves to; elsewhere, `npm install
- * floodgate @hono/node-server @opentelemetry/api @opentelemetry/sdk-metrics
+ * From a clone of this repository, `deno task build:npm --emit` first installs
+ * the dependencies and builds the npm package that "floodgate" resolves to on
+ * Node.js (Deno reads the source through deno.json, Bun through
+ * examples/tsconfig.json); elsewhere, install the tarball that README.md's
+ * Install section builds (floodgate is not on npm yet) and `npm install
+ * @hono/node-server @opentelemetry/api @opentelemetry/sdk-metrics
  * @opentelemetry/exporter-prometheus`.
  *
  * `/?work=MS` takes MS milliseconds; at most 2 run at once, 2 more wait, and

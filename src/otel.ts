@@ -1,7 +1,6 @@
 import {
   type Attributes,
   type BatchObservableCallback,
-  type Histogram,
   type Meter,
   metrics,
 } from "@opentelemetry/api";
@@ -93,31 +92,89 @@ class Tally {
   }
 }
 
-/** What the targets recorded under one name on one meter share. */
-interface Group {
-  readonly tally: Tally;
-  readonly wait: Histogram;
-  readonly hold: Histogram;
-  readonly attributes: (priority: number) => Attributes;
-  /** The targets recorded now; the gauges report their sum. */
-  readonly targets: MetricsTarget[];
-  /** Stops reading the gauges and the counter, once no target is left. */
-  close(): void;
-}
-
 /**
- * The groups of each meter, by name. The SDK keeps one value per series and
- * collection, so two callbacks that observed the same series would leave
- * only the last one's: the targets of one name are read by one callback,
- * which reports their sum (as a keyed gate sums its keys).
+ * Records the events and load of `target` with OpenTelemetry metrics:
+ *
+ * - `floodgate.requests`, a counter of requests decided (asynchronous:
+ *   counted in place and reported at each collection), with attribute
+ *   `floodgate.result`: `admitted`, `full`, `timeout`, `closed` or
+ *   `aborted`;
+ * - `floodgate.active`, `floodgate.queued` and `floodgate.limit`, observable
+ *   gauges (an infinite limit is not reported);
+ * - `floodgate.wait.duration` (the time in the queue of every request that
+ *   queued, admitted or turned away after its wait; a request decided at
+ *   once is only counted) and `floodgate.hold.duration` (every permit given
+ *   back), histograms in seconds, with buckets from 1 ms to 60 s advised.
+ *
+ * Every measurement has attribute `floodgate.name`; those of an event also
+ * `floodgate.priority` (0-7) where it is not the default, 3. Keys are never
+ * attributes: their number is unbounded.
+ *
+ * @example With the SDK's Prometheus exporter
+ * ```ts
+ * import { MeterProvider } from "@opentelemetry/sdk-metrics";
+ * import { throttle } from "@floodgate/floodgate";
+ * import { instrument } from "@floodgate/floodgate/otel";
+ *
+ * const provider = new MeterProvider();
+ * const app = throttle((_request: Request) => new Response("hello"));
+ * const stop = instrument(app, {
+ *   meter: provider.getMeter("my-app"),
+ *   name: "app",
+ * });
+ * await app(new Request("http://localhost/"));
+ * stop();
+ * ```
+ *
+ * @param target A `Limiter`, a throttled handler or a Hono middleware.
+ * @param options The `meter` and the `name` attribute.
+ * @returns A function that stops recording.
+ * @throws {TypeError} If `target` has no `observe()` and `stats()`, an
+ * option has the wrong type, or another target is recorded under `name` on
+ * `meter` (until its `stop()`).
  */
-const groups = new WeakMap<Meter, Map<string, Group>>();
+/** The names recorded now on each meter. */
+const recording = new WeakMap<Meter, Set<string>>();
 
-function groupOf(meter: Meter, name: string): Group {
-  let byName = groups.get(meter);
-  if (byName === undefined) groups.set(meter, byName = new Map());
-  const found = byName.get(name);
-  if (found !== undefined) return found;
+export function instrument(
+  target: MetricsTarget,
+  options?: InstrumentOptions,
+): () => void {
+  if (!isMetricsTarget(target)) {
+    throw new TypeError(
+      `floodgate/otel: instrument() takes a Limiter, a throttled handler or a middleware, got ${
+        show(target)
+      }`,
+    );
+  }
+  const given = checkOptionsObject(options, ["meter", "name"]);
+  const name = given.name ?? "default";
+  if (typeof name !== "string") {
+    throw new TypeError(
+      `floodgate: option "name" must be a string, got ${show(name)}`,
+    );
+  }
+  const meter = (given.meter ?? metrics.getMeter("floodgate")) as Meter;
+  if (typeof (meter as Partial<Meter> | null)?.createCounter !== "function") {
+    throw new TypeError(
+      `floodgate: option "meter" must be an OpenTelemetry Meter, got ${
+        show(meter)
+      }`,
+    );
+  }
+
+  // The SDK keeps one value per series and collection: two targets read
+  // under one name would leave only the last one's figures.
+  let names = recording.get(meter);
+  if (names === undefined) recording.set(meter, names = new Set());
+  if (names.has(name)) {
+    throw new TypeError(
+      `floodgate/otel: a target is recorded as ${
+        show(name)
+      } on this meter already; give each its own name`,
+    );
+  }
+  names.add(name);
 
   const requests = meter.createObservableCounter("floodgate.requests", {
     description: "Requests the gate decided on, by result.",
@@ -149,146 +206,45 @@ function groupOf(meter: Meter, name: string): Group {
 
   const attributes = attributesByPriority(name);
   const tally = new Tally(attributes);
-  const targets: MetricsTarget[] = [];
+  const admitted = tally.admitted;
   const plain: Attributes = { "floodgate.name": name };
   const observe: BatchObservableCallback = (result) => {
     for (const { attributes, n } of tally.entries()) {
       result.observe(requests, n, attributes);
     }
-    let held = 0, waiting = 0, most = 0;
-    for (const target of targets) {
-      const stats = target.stats();
-      held += stats.active;
-      waiting += stats.queued;
-      most += stats.limit;
-    }
-    result.observe(active, held, plain);
-    result.observe(queued, waiting, plain);
-    if (most !== Infinity) result.observe(limit, most, plain);
+    const stats = target.stats();
+    result.observe(active, stats.active, plain);
+    result.observe(queued, stats.queued, plain);
+    if (stats.limit !== Infinity) result.observe(limit, stats.limit, plain);
   };
   const gauges = [requests, active, queued, limit];
   meter.addBatchObservableCallback(observe, gauges);
-  const group: Group = {
-    tally,
-    wait,
-    hold,
-    attributes,
-    targets,
-    close() {
-      byName.delete(name);
-      meter.removeBatchObservableCallback(observe, gauges);
+  const unobserve = target.observe({
+    // A decision made at once waited 0 and is in the counter already: the
+    // wait histogram takes only the requests that queued, so that a request
+    // below the limit costs one record into the SDK, not two.
+    admitted(event) {
+      admitted[event.priority]++;
+      if (event.wait !== 0) {
+        wait.record(event.wait / 1000, attributes(event.priority));
+      }
     },
-  };
-  byName.set(name, group);
-  return group;
-}
-
-/**
- * Records the events and load of `target` with OpenTelemetry metrics:
- *
- * - `floodgate.requests`, a counter of requests decided (asynchronous:
- *   counted in place and reported at each collection), with attribute
- *   `floodgate.result`: `admitted`, `full`, `timeout`, `closed` or
- *   `aborted`;
- * - `floodgate.active`, `floodgate.queued` and `floodgate.limit`, observable
- *   gauges (an infinite limit is not reported);
- * - `floodgate.wait.duration` (the time in the queue of every request that
- *   queued, admitted or turned away after its wait; a request decided at
- *   once is only counted) and `floodgate.hold.duration` (every permit given
- *   back), histograms in seconds, with buckets from 1 ms to 60 s advised.
- *
- * Every measurement has attribute `floodgate.name`; those of an event also
- * `floodgate.priority` (0-7) where it is not the default, 3. Keys are never
- * attributes: their number is unbounded. Targets recorded under the same
- * name on the same meter are reported as one: their counts, `active`,
- * `queued` and `limit` summed.
- *
- * @example With the SDK's Prometheus exporter
- * ```ts
- * import { MeterProvider } from "@opentelemetry/sdk-metrics";
- * import { throttle } from "@floodgate/floodgate";
- * import { instrument } from "@floodgate/floodgate/otel";
- *
- * const provider = new MeterProvider();
- * const app = throttle((_request: Request) => new Response("hello"));
- * const stop = instrument(app, {
- *   meter: provider.getMeter("my-app"),
- *   name: "app",
- * });
- * await app(new Request("http://localhost/"));
- * stop();
- * ```
- *
- * @param target A `Limiter`, a throttled handler or a Hono middleware.
- * @param options The `meter` and the `name` attribute.
- * @returns A function that stops recording.
- * @throws {TypeError} If `target` has no `observe()` and `stats()`, or an
- * option has the wrong type.
- */
-export function instrument(
-  target: MetricsTarget,
-  options?: InstrumentOptions,
-): () => void {
-  if (!isMetricsTarget(target)) {
-    throw new TypeError(
-      `floodgate/otel: instrument() takes a Limiter, a throttled handler or a middleware, got ${
-        show(target)
-      }`,
-    );
-  }
-  const given = checkOptionsObject(options, ["meter", "name"]);
-  const name = given.name ?? "default";
-  if (typeof name !== "string") {
-    throw new TypeError(
-      `floodgate: option "name" must be a string, got ${show(name)}`,
-    );
-  }
-  const meter = (given.meter ?? metrics.getMeter("floodgate")) as Meter;
-  if (typeof (meter as Partial<Meter> | null)?.createCounter !== "function") {
-    throw new TypeError(
-      `floodgate: option "meter" must be an OpenTelemetry Meter, got ${
-        show(meter)
-      }`,
-    );
-  }
-
-  const group = groupOf(meter, name);
-  const { tally, wait, hold, attributes } = group;
-  const admitted = tally.admitted;
-  let unobserve: () => void;
-  try {
-    unobserve = target.observe({
-      // A decision made at once waited 0 and is in the counter already: the
-      // wait histogram takes only the requests that queued, so that a request
-      // below the limit costs one record into the SDK, not two.
-      admitted(event) {
-        admitted[event.priority]++;
-        if (event.wait !== 0) {
-          wait.record(event.wait / 1000, attributes(event.priority));
-        }
-      },
-      rejected(event) {
-        tally.of(event.reason)[event.priority]++;
-        if (event.wait !== 0) {
-          wait.record(event.wait / 1000, attributes(event.priority));
-        }
-      },
-      released(event) {
-        hold.record(event.hold / 1000, attributes(event.priority));
-      },
-    });
-  } catch (error) {
-    // A target that cannot be observed leaves no callback behind.
-    if (group.targets.length === 0) group.close();
-    throw error;
-  }
-  group.targets.push(target);
+    rejected(event) {
+      tally.of(event.reason)[event.priority]++;
+      if (event.wait !== 0) {
+        wait.record(event.wait / 1000, attributes(event.priority));
+      }
+    },
+    released(event) {
+      hold.record(event.hold / 1000, attributes(event.priority));
+    },
+  });
   let stopped = false;
   return function stop() {
     if (stopped) return;
     stopped = true;
     unobserve();
-    group.targets.splice(group.targets.indexOf(target), 1);
-    if (group.targets.length === 0) group.close();
+    meter.removeBatchObservableCallback(observe, gauges);
+    names.delete(name);
   };
 }

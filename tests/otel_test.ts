@@ -257,41 +257,34 @@ test("instrument()'s stop function stops the counting and the gauges", async () 
   await shutdown();
 });
 
-test("instrument() of several targets under one name on one meter reports their sum", async () => {
+test("instrument() refuses a second target under a name recorded already on the meter", async () => {
   const { meter, collect, shutdown } = sdk();
   const a = new Limiter({ limit: 5 });
-  const b = new Limiter({ limit: 7, queue: 1 });
+  const b = new Limiter({ limit: 7 });
   const stopA = instrument(a, { meter });
-  const stopB = instrument(b, { meter });
-  const other = new Limiter({ limit: 3 });
-  const stopOther = instrument(other, { meter, name: "other" });
-  a.tryAcquire();
-  a.tryAcquire();
-  b.tryAcquire();
-  other.tryAcquire();
-  const plain = { "floodgate.name": "default" };
-  const admitted = { ...plain, "floodgate.result": "admitted" };
-  let metrics = await collect();
-  // The SDK keeps one value per series and collection: two callbacks that
-  // each observed their own target's figures left only the last one's.
-  assert.equal(point(metrics, "floodgate.requests", admitted), 3);
-  assert.equal(point(metrics, "floodgate.active", plain), 3);
-  assert.equal(point(metrics, "floodgate.limit", plain), 12);
-  assert.equal(
-    point(metrics, "floodgate.active", { "floodgate.name": "other" }),
-    1,
+  // The SDK keeps one value per series and collection: both under "default"
+  // would report one limiter's figures as if they were all.
+  assert.throws(
+    () => instrument(b, { meter }),
+    (e) => e instanceof TypeError && /"default"/.test(e.message),
   );
-  // One target stops: the counter keeps what it counted (it never goes
-  // back), the gauges report the targets still recorded.
-  stopA();
+  const stopB = instrument(b, { meter, name: "b" });
   a.tryAcquire();
   b.tryAcquire();
-  metrics = await collect();
-  assert.equal(point(metrics, "floodgate.requests", admitted), 4);
-  assert.equal(point(metrics, "floodgate.active", plain), 2);
-  assert.equal(point(metrics, "floodgate.limit", plain), 7);
+  b.tryAcquire();
+  const metrics = await collect();
+  assert.equal(
+    point(metrics, "floodgate.limit", { "floodgate.name": "default" }),
+    5,
+  );
+  assert.equal(
+    point(metrics, "floodgate.active", { "floodgate.name": "b" }),
+    2,
+  );
+  // Stopped, the name is free again.
+  stopA();
+  instrument(b, { meter })();
   stopB();
-  stopOther();
   await shutdown();
 });
 
