@@ -387,7 +387,12 @@ export class Slots {
       this.#reporter?.rejected("aborted", 0, ask.priority); // observe
       return waiter.fail(signal.reason);
     }
-    const reason = this.refuse(ask);
+    let reason = this.refuse(ask);
+    // An observer told of the waiter that made room may have queued a caller
+    // in its place: room is made again, or the newcomer turned away.
+    while (reason === undefined && this.#waiters.size >= this.#queue) {
+      reason = this.refuse(ask);
+    }
     if (reason !== undefined) return waiter.fail(new RejectedError(reason));
     if (signal !== undefined) {
       waiter.watch = this.#watch(signal);

@@ -6,6 +6,7 @@ import {
   checkInteger,
   checkNumber,
   checkOptionsObject,
+  show,
 } from "./_options.ts";
 import {
   GRANTS_ARE_OFFERS,
@@ -337,6 +338,23 @@ function queue(
   );
 }
 
+/** The caller's `signal`, checked before it is needed (when it queues). */
+function signalOf(
+  options: AcquireOptions | undefined,
+): AbortSignal | undefined {
+  const signal = options?.signal;
+  if (
+    signal !== undefined &&
+    typeof (signal as Partial<AbortSignal> | null)?.addEventListener !==
+      "function"
+  ) {
+    throw new TypeError(
+      `floodgate: option "signal" must be an AbortSignal, got ${show(signal)}`,
+    );
+  }
+  return signal;
+}
+
 const slotsOfLimiter = new WeakMap<Limiter, Slots>();
 
 /** The slots behind `limiter`, for the fetch wrapper. */
@@ -468,7 +486,7 @@ export class Limiter {
   acquire(options?: AcquireOptions): Promise<Permit> {
     const slots = this.#slots;
     const ask = askOf(options);
-    const signal = options?.signal;
+    const signal = signalOf(options);
     if (signal?.aborted !== true) {
       const hold = slots.acquireNow(ask);
       if (hold !== undefined) {
@@ -506,7 +524,7 @@ export class Limiter {
   ): Promise<T> {
     const slots = this.#slots;
     const ask = askOf(options);
-    const signal = options?.signal;
+    const signal = signalOf(options);
     if (signal?.aborted !== true) {
       const hold = slots.acquireNow(ask);
       if (hold !== undefined) return runHeld(slots, hold, fn);

@@ -5,6 +5,7 @@ import {
   type AdmittedEvent,
   Limiter,
   type Observer,
+  type Permit,
   type RejectedEvent,
   type ReleasedEvent,
   throttle,
@@ -449,4 +450,45 @@ test("the Hono middleware's observe() reports with the key and the priority", as
     ["rejected", "/x", 5],
     ["released", "/x", 0],
   ]);
+});
+
+test("an observer that queues a caller when told of an eviction never takes the queue past its bound", async () => {
+  const limiter = new Limiter({ limit: 1, queue: 1 });
+  const permit = limiter.tryAcquire()!;
+  let again = true;
+  const settled: Promise<unknown>[] = [];
+  limiter.observe({
+    rejected(event) {
+      if (again && event.reason === "full") {
+        again = false;
+        settled.push(limiter.acquire().catch((e) => e.reason));
+      }
+    },
+  });
+  settled.push(limiter.acquire({ priority: 7 }).catch((e) => e.reason));
+  settled.push(limiter.acquire({ priority: 0 }).catch((e) => e.reason));
+  assert.equal(limiter.queued, 1);
+  permit.release();
+  const outcomes = await Promise.all(settled);
+  for (const outcome of outcomes) (outcome as Permit).release?.();
+  assert.deepEqual(
+    outcomes.map((o) => typeof o === "string" ? o : "granted").sort(),
+    ["full", "full", "granted"],
+  );
+  assert.equal(limiter.active, 0);
+});
+
+test("acquire() and run() check their signal before it is needed", () => {
+  const limiter = new Limiter({ limit: 1 });
+  for (const signal of [{}, null, "abort"]) {
+    assert.throws(
+      () => limiter.acquire({ signal } as never),
+      (e) => e instanceof TypeError && /"signal"/.test(e.message),
+    );
+    assert.throws(
+      () => limiter.run(() => {}, { signal } as never),
+      (e) => e instanceof TypeError && /"signal"/.test(e.message),
+    );
+  }
+  assert.equal(limiter.active, 0);
 });
