@@ -355,6 +355,25 @@ test(`${runtime}: a Worker with a compatibility date from before FinalizationReg
   }
 });
 
+test(`${runtime}: a Worker with a queue on a compatibility date before 2024-10-14 is served under handle_cross_request_promise_resolution`, async () => {
+  // Without the flag (the default from 2024-10-14 on), a waiter granted by
+  // another request's release wakes in that request's context and hangs.
+  const worker = await startWorker(
+    queuedWorker('{ limit: 1, queue: 10, release: "body" }'),
+    {
+      compatibilityDate: "2024-09-23",
+      flags: ["handle_cross_request_promise_resolution"],
+    },
+  );
+  try {
+    const statuses = await burst(worker.url, 3, 50);
+    assert.deepEqual(statuses, [200, 200, 200]);
+    await assertIdleAndReported(worker.url);
+  } finally {
+    await worker.stop();
+  }
+});
+
 test(`${runtime}: a Worker with a queue loses no slot to a queued client that leaves, in workerd`, async () => {
   const worker = await startWorker(queuedWorker("{ limit: 1, queue: 10 }"));
   try {
