@@ -92,6 +92,9 @@ class Tally {
   }
 }
 
+/** The names recorded now on each meter. */
+const recording = new WeakMap<Meter, Set<string>>();
+
 /**
  * Records the events and load of `target` with OpenTelemetry metrics:
  *
@@ -133,9 +136,6 @@ class Tally {
  * option has the wrong type, or another target is recorded under `name` on
  * `meter` (until its `stop()`).
  */
-/** The names recorded now on each meter. */
-const recording = new WeakMap<Meter, Set<string>>();
-
 export function instrument(
   target: MetricsTarget,
   options?: InstrumentOptions,

@@ -211,7 +211,12 @@ async function holding(port: number) {
   };
 }
 
-test("RedisLimiter grants its own waiter from the release's reply, and the grant's message that comes later changes nothing", async () => {
+/**
+ * A limiter of limit 1 and queue 1 on a connection whose messages and
+ * replies the test can hold back, with one permit held and one waiter
+ * queued; `admitted()` counts its admitted events.
+ */
+async function oneHolderOneWaiter() {
   const connection = await holding(server.port);
   const name = fresh();
   // A lease of a minute: a grant learnt at the renewal would take 20 s.
@@ -227,6 +232,19 @@ test("RedisLimiter grants its own waiter from the release's reply, and the grant
   const first = await limiter.acquire();
   const waiting = limiter.acquire();
   await untilQueued(name, 1);
+  return {
+    connection,
+    name,
+    limiter,
+    admitted: () => admitted,
+    first,
+    waiting,
+  };
+}
+
+test("RedisLimiter grants its own waiter from the release's reply, and the grant's message that comes later changes nothing", async () => {
+  const { connection, name, limiter, admitted, first, waiting } =
+    await oneHolderOneWaiter();
   connection.state.messages = true;
   first.release();
   const second = await within(5000, "the waiter, from the reply", waiting);
@@ -234,7 +252,7 @@ test("RedisLimiter grants its own waiter from the release's reply, and the grant
   assert.equal(connection.held.length, 1);
   connection.flush();
   assert.deepEqual(
-    { admitted, active: limiter.active, queued: limiter.queued },
+    { admitted: admitted(), active: limiter.active, queued: limiter.queued },
     { admitted: 2, active: 1, queued: 0 },
   );
   // The permit is still the waiter's alone: nobody else gets it.
@@ -255,20 +273,8 @@ test("RedisLimiter grants its own waiter from the release's reply, and the grant
 });
 
 test("RedisLimiter grants its own waiter from the grant's message when it comes before the release's reply, which then changes nothing", async () => {
-  const connection = await holding(server.port);
-  const name = fresh();
-  const limiter = new RedisLimiter({
-    redis: connection.adapter,
-    name,
-    limit: 1,
-    queue: 1,
-    lease: 60_000,
-  });
-  let admitted = 0;
-  limiter.observe({ admitted: () => admitted++ });
-  const first = await limiter.acquire();
-  const waiting = limiter.acquire();
-  await untilQueued(name, 1);
+  const { connection, name, limiter, admitted, first, waiting } =
+    await oneHolderOneWaiter();
   // Replies come in order: past this one, the acquisition's has come.
   await connection.adapter.send(["PING"]);
   connection.state.replies = true;
@@ -280,7 +286,7 @@ test("RedisLimiter grants its own waiter from the grant's message when it comes 
   // Its reply comes before this one's, on the same connection.
   assert.equal(await limiter.tryAcquire(), undefined);
   assert.deepEqual(
-    { admitted, active: limiter.active, queued: limiter.queued },
+    { admitted: admitted(), active: limiter.active, queued: limiter.queued },
     { admitted: 2, active: 1, queued: 0 },
   );
   second.release();

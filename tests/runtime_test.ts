@@ -308,22 +308,41 @@ test(`${runtime}: a Worker whose queued jobs go through Limiter.run() serves the
   }
 });
 
+// Compatibility dates: workerd defines FinalizationRegistry (and WeakRef)
+// only from 2025-05-05 on, and before 2024-10-14 it runs the continuation of
+// a promise resolved from another request in that request's context (a
+// waiter granted by someone else's release would hang) unless
+// handle_cross_request_promise_resolution is set.
 for (
-  const [name, options, flags] of [
-    ["a queue", "{ limit: 1, queue: 10 }", []],
+  const [name, options, flags, compatibilityDate] of [
+    ["a queue", "{ limit: 1, queue: 10 }", [], undefined],
     [
       "a queue and queueTimeout",
       "{ limit: 1, queue: 10, queueTimeout: 5000 }",
       [],
+      undefined,
     ],
     ["a queue and request.signal", "{ limit: 1, queue: 10 }", [
       "enable_request_signal",
-    ]],
+    ], undefined],
+    [
+      "a queue, on a date before FinalizationRegistry,",
+      '{ limit: 1, queue: 10, release: "body" }',
+      [],
+      "2025-05-04",
+    ],
+    [
+      "a queue, on a date before 2024-10-14 with handle_cross_request_promise_resolution,",
+      '{ limit: 1, queue: 10, release: "body" }',
+      ["handle_cross_request_promise_resolution"],
+      "2024-09-23",
+    ],
   ] as const
 ) {
   test(`${runtime}: a Worker with ${name} serves every queued request in workerd and frees every slot`, async () => {
     const worker = await startWorker(queuedWorker(options), {
       flags: [...flags],
+      compatibilityDate,
     });
     try {
       for (let round = 0; round < 2; round++) {
@@ -336,43 +355,6 @@ for (
     }
   });
 }
-
-test(`${runtime}: a Worker with a compatibility date from before FinalizationRegistry runs the npm build in workerd`, async () => {
-  // workerd defines FinalizationRegistry (and WeakRef) only from the
-  // compatibility date 2025-05-05 on; Workers deployed before keep theirs.
-  const worker = await startWorker(
-    queuedWorker('{ limit: 1, queue: 10, release: "body" }'),
-    { compatibilityDate: "2025-05-04" },
-  );
-  try {
-    for (let round = 0; round < 2; round++) {
-      const statuses = await burst(worker.url, 3, 50);
-      assert.deepEqual(statuses, [200, 200, 200], `round ${round + 1}`);
-      await assertIdleAndReported(worker.url);
-    }
-  } finally {
-    await worker.stop();
-  }
-});
-
-test(`${runtime}: a Worker with a queue on a compatibility date before 2024-10-14 is served under handle_cross_request_promise_resolution`, async () => {
-  // Without the flag (the default from 2024-10-14 on), a waiter granted by
-  // another request's release wakes in that request's context and hangs.
-  const worker = await startWorker(
-    queuedWorker('{ limit: 1, queue: 10, release: "body" }'),
-    {
-      compatibilityDate: "2024-09-23",
-      flags: ["handle_cross_request_promise_resolution"],
-    },
-  );
-  try {
-    const statuses = await burst(worker.url, 3, 50);
-    assert.deepEqual(statuses, [200, 200, 200]);
-    await assertIdleAndReported(worker.url);
-  } finally {
-    await worker.stop();
-  }
-});
 
 test(`${runtime}: a Worker with a queue loses no slot to a queued client that leaves, in workerd`, async () => {
   const worker = await startWorker(queuedWorker("{ limit: 1, queue: 10 }"));
