@@ -28,52 +28,80 @@ export interface AskOptions {
   deadline?: number;
 }
 
-export function checkPriority(name: string, value: unknown): number {
+/** Checks one option's value: the default for `undefined`, or throws. */
+export type Check = <T>(
+  check: (name: string, value: unknown) => T,
+  name: string,
+  value: unknown,
+) => T;
+
+const checkOption: Check = (check, name, value) => check(name, value);
+
+function checkPriority(name: string, value: unknown): number {
   return checkInteger(name, value, { min: 0, max: 7, fallback: 3 });
 }
 
-export function checkFlow(name: string, value: unknown): string | undefined {
+function checkFlow(name: string, value: unknown): string | undefined {
   if (value === undefined || typeof value === "string") return value;
   throw new TypeError(
     `floodgate: option "${name}" must be a string, got ${show(value)}`,
   );
 }
 
-export function checkWeight(name: string, value: unknown): number {
+function checkWeight(name: string, value: unknown): number {
   return checkInteger(name, value, { min: 1, fallback: 1 });
 }
 
-export function checkDeadline(name: string, value: unknown): number {
+function checkDeadline(name: string, value: unknown): number {
   return checkDuration(name, value, Infinity);
+}
+
+/**
+ * The ask made of four values, each `undefined` where not given. The common
+ * values pass a plain test; `check` runs only to default or explain another
+ * (the options' own check, or one that words it for a callback's result).
+ */
+export function askFrom(
+  priority: unknown,
+  flow: unknown,
+  weight: unknown,
+  deadline: unknown,
+  check: Check = checkOption,
+): Ask {
+  if (priority === undefined) priority = 3;
+  else if (
+    !(Number.isInteger(priority) && (priority as number) >= 0 &&
+      (priority as number) <= 7)
+  ) priority = check(checkPriority, "priority", priority);
+  if (flow !== undefined && typeof flow !== "string") {
+    flow = check(checkFlow, "flow", flow);
+  }
+  if (weight === undefined) weight = 1;
+  else if (!(Number.isInteger(weight) && (weight as number) >= 1)) {
+    weight = check(checkWeight, "weight", weight);
+  }
+  if (deadline === undefined) deadline = Infinity;
+  else if (!(typeof deadline === "number" && deadline >= 0)) {
+    deadline = check(checkDeadline, "deadline", deadline);
+  }
+  return {
+    priority: priority as number,
+    flow: flow as string | undefined,
+    weight: weight as number,
+    deadline: deadline as number,
+  };
 }
 
 /**
  * The ask of `acquire`, `tryAcquire` or `run` options; {@linkcode PLAIN}
  * when none of its fields is set, so that the common call allocates nothing.
- * The common values pass a plain test; the checks run only to explain a bad
- * one.
  */
 export function askOf(options: AskOptions | undefined): Ask {
   if (options === undefined) return PLAIN;
-  let { priority, flow, weight, deadline } = options;
+  const { priority, flow, weight, deadline } = options;
   if (
     priority === undefined && flow === undefined && weight === undefined &&
     deadline === undefined
   ) return PLAIN;
-  if (priority === undefined) priority = 3;
-  else if (!(Number.isInteger(priority) && priority >= 0 && priority <= 7)) {
-    priority = checkPriority("priority", priority);
-  }
-  if (flow !== undefined && typeof flow !== "string") {
-    flow = checkFlow("flow", flow);
-  }
-  if (weight === undefined) weight = 1;
-  else if (!(Number.isInteger(weight) && weight >= 1)) {
-    weight = checkWeight("weight", weight);
-  }
-  if (deadline === undefined) deadline = Infinity;
-  else if (!(typeof deadline === "number" && deadline >= 0)) {
-    deadline = checkDeadline("deadline", deadline);
-  }
-  return { priority, flow, weight, deadline };
+  return askFrom(priority, flow, weight, deadline);
 }

@@ -1,10 +1,4 @@
-import {
-  type Ask,
-  checkDeadline,
-  checkFlow,
-  checkPriority,
-  checkWeight,
-} from "./_ask.ts";
+import { type Ask, askFrom } from "./_ask.ts";
 import {
   checkChoice,
   checkFunction,
@@ -107,41 +101,16 @@ function checkAskCallbacks<S, A extends unknown[]>(
   const weight = checkSynchronous<Callback<S, A>>("weight", given.weight);
   const deadline = checkSynchronous<Callback<S, A>>("deadline", given.deadline);
   if (!priority && !flow && !weight && !deadline) return undefined;
-  // The common values pass a plain test; the checks run only to explain a
-  // bad one. The arguments after the subject come as they are, an array,
-  // so that a request makes none of its own.
-  return (subject, rest) => {
-    let p: unknown = 3, f: unknown, w: unknown = 1, d: unknown = Infinity;
-    if (priority !== undefined) {
-      p = call(priority, subject, rest);
-      if (!(Number.isInteger(p) && (p as number) >= 0 && (p as number) <= 7)) {
-        p = checkReturned(checkPriority, "priority", p);
-      }
-    }
-    if (flow !== undefined) {
-      f = call(flow, subject, rest);
-      if (typeof f !== "string") f = checkReturned(checkFlow, "flow", f);
-    }
-    if (weight !== undefined) {
-      w = call(weight, subject, rest);
-      if (!(Number.isInteger(w) && (w as number) >= 1)) {
-        w = checkReturned(checkWeight, "weight", w);
-      }
-    }
-    if (deadline !== undefined) {
-      d = call(deadline, subject, rest);
-      if (d === undefined) d = Infinity;
-      else if (!(typeof d === "number" && d >= 0)) {
-        d = checkReturned(checkDeadline, "deadline", d);
-      }
-    }
-    return {
-      priority: p as number,
-      flow: f as string | undefined,
-      weight: w as number,
-      deadline: d as number,
-    };
-  };
+  // The arguments after the subject come as they are, an array, so that a
+  // request makes none of its own.
+  return (subject, rest) =>
+    askFrom(
+      priority && call(priority, subject, rest),
+      flow && call(flow, subject, rest),
+      weight && call(weight, subject, rest),
+      deadline && call(deadline, subject, rest),
+      checkReturned,
+    );
 }
 
 /**
