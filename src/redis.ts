@@ -396,13 +396,7 @@ export class RedisLimiter {
       // From now on, also while the script is on its way: the cancellation
       // leaves at once (ahead of later acquisitions), and again once the
       // reply comes, in case it overtook the script (#enter).
-      const abort = () => {
-        if (waiter.settled) return;
-        this.#settle(waiter);
-        this.#cancel(id);
-        this.#count("aborted", started);
-        waiter.reject(signal.reason);
-      };
+      const abort = () => this.#letGo(waiter, "aborted", signal.reason);
       signal.addEventListener("abort", abort, { once: true });
       waiter.cleanup = () => signal.removeEventListener("abort", abort);
       // It may have aborted while this waited to subscribe.
@@ -531,10 +525,7 @@ export class RedisLimiter {
     if (!this.#closed) {
       this.#closed = true;
       for (const waiter of [...this.#waiters.values()]) {
-        this.#settle(waiter);
-        this.#cancel(waiter.id);
-        this.#deny("closed", waiter.started);
-        waiter.reject(new RejectedError("closed"));
+        this.#letGo(waiter, "closed", new RejectedError("closed"));
       }
     }
     while (this.#held.size > 0 || this.#entering > 0) {
@@ -705,13 +696,10 @@ export class RedisLimiter {
   /** Times the placed waiter out after `wait` ms. */
   #wait(waiter: Waiter, wait: number): void {
     if (wait === Infinity) return;
-    const timer = setTimeout(() => {
-      if (waiter.settled) return;
-      this.#settle(waiter);
-      this.#cancel(waiter.id);
-      this.#count("timedOut", waiter.started);
-      waiter.reject(new RejectedError("timeout"));
-    }, wait);
+    const timer = setTimeout(
+      () => this.#letGo(waiter, "timedOut", new RejectedError("timeout")),
+      wait,
+    );
     const { cleanup } = waiter;
     waiter.cleanup = () => {
       clearTimeout(timer);
@@ -883,11 +871,26 @@ export class RedisLimiter {
 
   #unavailable(id: string): void {
     const waiter = this.#waiters.get(id);
-    if (waiter === undefined || waiter.settled) return;
+    if (waiter === undefined) return;
+    this.#letGo(waiter, "unavailable", new RejectedError("unavailable"));
+  }
+
+  /**
+   * Lets a waiter go that is still waiting: out of the fleet's queue (and
+   * whatever Redis granted it meanwhile back), counted, rejected with
+   * `error`.
+   */
+  #letGo(
+    waiter: Waiter,
+    why: "aborted" | "timedOut" | "unavailable" | "closed",
+    error: unknown,
+  ): void {
+    if (waiter.settled) return;
     this.#settle(waiter);
-    this.#cancel(id);
-    this.#count("unavailable", waiter.started);
-    waiter.reject(new RejectedError("unavailable"));
+    this.#cancel(waiter.id);
+    if (why === "closed") this.#deny("closed", waiter.started);
+    else this.#count(why, waiter.started);
+    waiter.reject(error);
   }
 
   /** The error to throw for a failed round trip. */
