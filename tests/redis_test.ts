@@ -213,10 +213,9 @@ async function holding(port: number) {
 
 /**
  * A limiter of limit 1 and queue 1 on a connection whose messages and
- * replies the test can hold back, with one permit held and one waiter
- * queued; `admitted()` counts its admitted events.
+ * replies the test can hold back.
  */
-async function oneHolderOneWaiter() {
+async function limiterOnHolding() {
   const connection = await holding(server.port);
   const name = fresh();
   // A lease of a minute: a grant learnt at the renewal would take 20 s.
@@ -227,6 +226,15 @@ async function oneHolderOneWaiter() {
     queue: 1,
     lease: 60_000,
   });
+  return { connection, name, limiter };
+}
+
+/**
+ * {@linkcode limiterOnHolding} with one permit held and one waiter queued;
+ * `admitted()` counts its admitted events.
+ */
+async function oneHolderOneWaiter() {
+  const { connection, name, limiter } = await limiterOnHolding();
   let admitted = 0;
   limiter.observe({ admitted: () => admitted++ });
   const first = await limiter.acquire();
@@ -300,15 +308,7 @@ test("RedisLimiter grants its own waiter from the grant's message when it comes 
 });
 
 test("RedisLimiter: a signal that aborts while the acquisition's script is on its way rejects it at once, and the permit or place Redis gave goes back", async () => {
-  const connection = await holding(server.port);
-  const name = fresh();
-  const limiter = new RedisLimiter({
-    redis: connection.adapter,
-    name,
-    limit: 1,
-    queue: 1,
-    lease: 60_000,
-  });
+  const { connection, name, limiter } = await limiterOnHolding();
   /** Resolves once the reply to the acquisition's script is held. */
   async function untilHeld(): Promise<void> {
     const deadline = Date.now() + 5000;
