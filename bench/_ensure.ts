@@ -44,6 +44,7 @@ const PROGRAMS = [
   "bench/wrapper_call.ts",
   "bench/metrics_memory.ts",
   "bench/metrics_micro.ts",
+  "bench/redis_fleet.ts",
 ];
 
 /**

@@ -15,17 +15,18 @@
  *   HOLD_MS of waiting); prints `listening`, then its stats when done. With
  *   SPLIT=1, an in-process limit of LIMIT / 2 (queue QUEUE / 2) instead of
  *   the fleet's: the same load without Redis, for reference. With TIMES=1,
- *   the stats also carry the wall times of the fleet's grants and releases
- *   and the hold of each permit.
+ *   the stats also carry the wall times of the fleet's grants and releases,
+ *   the hold of each permit and the round trips of a PING sent every 10 ms.
  */
+import process from "node:process";
 import { Redis } from "ioredis";
 import { Semaphore } from "redis-semaphore";
 import { throttle } from "../mod.ts";
 import { RedisLimiter } from "../redis.ts";
 
-const env = Deno.env.toObject();
+const env = process.env;
 const redis = new Redis({ port: Number(env.REDIS_PORT), host: "127.0.0.1" });
-const name = env.NAME;
+const name = env.NAME ?? "fleet";
 const limit = Number(env.LIMIT ?? 1);
 const lib = env.LIB ?? "floodgate";
 const now = () => performance.timeOrigin + performance.now();
@@ -37,6 +38,37 @@ const limiter = new RedisLimiter({
   limit,
   queue: env.QUEUE === undefined ? Infinity : Number(env.QUEUE),
 });
+
+type Handler = (request: Request) => Response | Promise<Response>;
+
+/**
+ * Serves `handler` on 127.0.0.1 as each runtime's users do (on Node, with
+ * @hono/node-server); resolves, once it listens, to what stops it.
+ */
+async function serve(
+  port: number,
+  handler: Handler,
+): Promise<() => Promise<unknown>> {
+  const hostname = "127.0.0.1";
+  const { Bun } = globalThis as unknown as {
+    Bun?: {
+      serve(options: object): { stop(force: boolean): Promise<void> };
+    };
+  };
+  if (Bun) {
+    const server = Bun.serve({ hostname, port, fetch: handler });
+    return () => server.stop(true);
+  }
+  if ("Deno" in globalThis) {
+    const server = Deno.serve({ hostname, port, onListen() {} }, handler);
+    return () => server.shutdown();
+  }
+  const { serve } = await import("@hono/node-server");
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const it = serve({ fetch: handler, hostname, port }, () => resolve(it));
+  });
+  return () => new Promise((resolve) => server.close(resolve));
+}
 
 /** Acquires once, the way `lib` does; resolves with the release. */
 async function acquire(): Promise<() => Promise<void>> {
@@ -97,25 +129,35 @@ if (env.MODE === "handoff") {
     limit: Number(env.LOCAL_LIMIT),
     queue: 0,
   });
-  const server = Deno.serve(
-    { port: Number(env.PORT), hostname: "127.0.0.1", onListen: () => {} },
-    handler,
-  );
+  const stop = await serve(Number(env.PORT), handler);
   const times = { grants: [] as number[], releases: [] as number[] };
   const holds: number[] = [];
+  const pings: number[] = [];
+  const until = Date.now() + Number(env.SECONDS) * 1000;
+  let pinging = Promise.resolve();
   if (env.TIMES === "1") {
     limiter.observe({
       admitted: () => times.grants.push(now()),
       released: ({ hold }) => (times.releases.push(now()), holds.push(hold)),
     });
+    // What one round trip to Redis takes from this process under the load:
+    // the least a hand-off can take.
+    pinging = (async () => {
+      while (Date.now() < until) {
+        await sleep(10);
+        const started = performance.now();
+        await redis.ping();
+        pings.push(performance.now() - started);
+      }
+    })();
   }
   console.log("listening");
-  await sleep(Number(env.SECONDS) * 1000);
-  await server.shutdown();
+  await sleep(until - Date.now());
+  await Promise.all([stop(), pinging]);
   console.log(JSON.stringify({
     local: handler.stats(),
     fleet: fleet.stats(),
-    ...(env.TIMES === "1" ? { ...times, holds } : {}),
+    ...(env.TIMES === "1" ? { ...times, holds, pings } : {}),
   }));
 }
 await limiter.close();

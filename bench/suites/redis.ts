@@ -19,15 +19,25 @@
 import { spawn } from "node:child_process";
 import { freePort, repoRoot } from "../../scripts/_process.ts";
 import { command, startRedis } from "../../tests/_redis.ts";
-import { ensureBinary, type Setup } from "../_ensure.ts";
+import { type Command, programCommand } from "../_command.ts";
+import {
+  ensureBinary,
+  type Runtime,
+  RUNTIMES,
+  type Setup,
+} from "../_ensure.ts";
 import { type Section, table } from "../_section.ts";
 
+/** Runs a program (on Deno, unless `program` says how); its last line. */
 function run(
-  program: string,
+  program: string | Command,
   env: Record<string, string>,
   onLine?: (line: string) => void,
 ): Promise<string> {
-  const child = spawn(Deno.execPath(), ["run", "-A", program], {
+  const [command, args] = typeof program === "string"
+    ? [Deno.execPath(), ["run", "-A", program]]
+    : program;
+  const child = spawn(command, args, {
     cwd: repoRoot(),
     env: { ...Deno.env.toObject(), ...env, NO_COLOR: "1" },
     stdio: ["ignore", "pipe", "inherit"],
@@ -41,9 +51,9 @@ function run(
     child.once(
       "exit",
       (code) =>
-        code === 0
-          ? resolve(out.trim().split("\n").pop()!)
-          : reject(new Error(`${program} exited with ${code}`)),
+        code === 0 ? resolve(out.trim().split("\n").pop()!) : reject(
+          new Error(`${[command, ...args].join(" ")} exited with ${code}`),
+        ),
     )
   );
 }
@@ -52,6 +62,12 @@ const FLEET = "bench/redis_fleet.ts";
 const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 const ms = (value: number) => value.toFixed(2);
+/** Open-loop overload of the HTTP pair: 3x its ceiling of 400 req/s. */
+const OVERLOAD = 1200;
+const share = (run: { goodput: number; ceiling: number }) =>
+  `${run.goodput.toFixed(0)} req/s (${
+    (run.goodput / run.ceiling * 100).toFixed(0)
+  }%)`;
 
 async function commandCalls(port: number): Promise<Record<string, number>> {
   const info = await command(port, "INFO", "commandstats");
@@ -154,10 +170,13 @@ async function exactness(port: number) {
 /**
  * The hand-off in the fleet's pair: each grant timed from the release it
  * follows (grants and releases of both servers in one timeline, paired in
- * order, since a freed permit goes to the oldest waiter), and the holds.
+ * order, since a freed permit goes to the oldest waiter), the holds, and
+ * the round trips of the servers' PINGs.
  */
 function handoffs(
-  stats: Array<{ grants: number[]; releases: number[]; holds: number[] }>,
+  stats: Array<
+    { grants: number[]; releases: number[]; holds: number[]; pings: number[] }
+  >,
   from: number,
   until: number,
 ) {
@@ -173,6 +192,7 @@ function handoffs(
   }
   gaps.sort((x, y) => x - y);
   const holds = stats.flatMap((s) => s.holds);
+  const pings = stats.flatMap((s) => s.pings).sort((x, y) => x - y);
   const mean = (values: number[]) =>
     values.reduce((sum, value) => sum + value, 0) / values.length;
   return {
@@ -180,10 +200,27 @@ function handoffs(
     gapP50: percentile(gaps, 0.5),
     gapP90: percentile(gaps, 0.9),
     holdMean: mean(holds),
+    pingMean: mean(pings),
+    pingP50: percentile(pings, 0.5),
   };
 }
 
-async function overload(port: number, split = false, times = false) {
+/**
+ * Loads the pair: with `rate`, requests arrive open-loop at `rate` per
+ * second (Poisson, alternating between the servers, whatever the answers);
+ * without it, 32 connections send back to back (a flood: every 503 comes
+ * back at once and is sent again).
+ */
+async function overload(
+  setup: Setup,
+  port: number,
+  { runtime = "deno", split = false, times = false, rate }: {
+    runtime?: Runtime;
+    split?: boolean;
+    times?: boolean;
+    rate?: number;
+  } = {},
+) {
   const limit = 8;
   const hold = 20;
   const seconds = 6;
@@ -192,7 +229,7 @@ async function overload(port: number, split = false, times = false) {
   let listening = 0;
   const ready = Promise.withResolvers<void>();
   const servers = ports.map((serverPort) =>
-    run(FLEET, {
+    run(programCommand(setup, runtime, "redis_fleet"), {
       REDIS_PORT: String(port),
       NAME: "overload",
       LIMIT: String(limit),
@@ -212,24 +249,41 @@ async function overload(port: number, split = false, times = false) {
   const counts = { ok: 0, rejected: 0, retryAfter: 0, other: 0 };
   const measureFrom = Date.now() + 1000;
   const until = measureFrom + seconds * 1000;
-  await Promise.all(Array.from({ length: connections }, async (_, i) => {
-    const url = `http://127.0.0.1:${ports[i % 2]}/`;
-    while (Date.now() < until) {
-      const response = await fetch(url);
-      await response.arrayBuffer();
-      if (Date.now() < measureFrom) continue;
-      if (response.status === 200) counts.ok++;
-      else if (response.status === 503) {
-        counts.rejected++;
-        if (response.headers.get("retry-after") !== null) counts.retryAfter++;
-      } else counts.other++;
+  /** Sends one request; counts its answer if it came in the window. */
+  const send = async (i: number) => {
+    const response = await fetch(`http://127.0.0.1:${ports[i % 2]}/`);
+    await response.arrayBuffer();
+    const now = Date.now();
+    if (now < measureFrom || now >= until) return;
+    if (response.status === 200) counts.ok++;
+    else if (response.status === 503) {
+      counts.rejected++;
+      if (response.headers.get("retry-after") !== null) counts.retryAfter++;
+    } else counts.other++;
+  };
+  if (rate === undefined) {
+    await Promise.all(Array.from({ length: connections }, async (_, i) => {
+      while (Date.now() < until) await send(i);
+    }));
+  } else {
+    const sent: Promise<void>[] = [];
+    const started = performance.now();
+    let next = 0;
+    for (let i = 0; Date.now() < until; i++) {
+      next += -Math.log(1 - Math.random()) * 1000 / rate;
+      const due = started + next - performance.now();
+      if (due > 1) await new Promise((resolve) => setTimeout(resolve, due));
+      sent.push(send(i));
     }
-  }));
+    await Promise.all(sent);
+  }
   const stats = (await Promise.all(servers)).map((line) => JSON.parse(line));
   const ceiling = limit * 1000 / hold;
   return {
     ceiling,
-    connections,
+    load: rate === undefined
+      ? `${connections} connections back to back`
+      : `${rate} req/s open-loop`,
     goodput: counts.ok / seconds,
     ...counts,
     fleetRejected: stats.reduce((sum, s) => sum + s.fleet.rejected, 0),
@@ -264,11 +318,8 @@ export async function redis(setup: Setup): Promise<Section> {
       semaphore: median("semaphore"),
     };
     const exact = await exactness(server.port);
-    const http = await overload(server.port);
-    // The same load on the same two servers with the limit split in-process:
-    // what the machine, the timers and the load generator allow without Redis.
-    const split = await overload(server.port, true);
-    const json = { handoffs, rates, exact, http, split };
+    const http = await pair(setup, server.port, 1);
+    const json = { handoffs, rates, exact, http: http.json };
     const markdown = [
       "## One limit for a fleet (RedisLimiter vs redis-semaphore)",
       "",
@@ -305,13 +356,7 @@ export async function redis(setup: Setup): Promise<Section> {
         exact.seconds.toFixed(1)
       } s.`,
       "",
-      `Two throttled servers, one fleet limit of 8 (fleet queue 16) behind a local limit of 12 each, handler 20 ms (ceiling ${http.ceiling} req/s), ${http.connections} connections: goodput ${
-        http.goodput.toFixed(0)
-      } req/s (${
-        (http.goodput / http.ceiling * 100).toFixed(0)
-      }% of the ceiling), ${http.rejected} answered 503 (${http.retryAfter} with Retry-After; ${http.fleetRejected} of them by the fleet limit), ${http.other} other. For reference, the same pair with the limit split in-process (4 each, queue 8 each, no Redis): goodput ${
-        split.goodput.toFixed(0)
-      } req/s (${(split.goodput / split.ceiling * 100).toFixed(0)}%).`,
+      ...http.markdown,
     ];
     await Deno.writeTextFile(
       `${setup.results}/redis.json`,
@@ -327,37 +372,78 @@ export async function redis(setup: Setup): Promise<Section> {
   }
 }
 
-/** The HTTP pair alone, three times, then split in-process once. */
-export async function redisHttp(_setup: Setup): Promise<Section> {
+type Pair = Awaited<ReturnType<typeof overload>>;
+
+/**
+ * The HTTP pair on each runtime under each load: `rounds` runs of the fleet
+ * (each grant timed from the release it follows), then one split
+ * in-process, the reference without Redis.
+ */
+async function pair(setup: Setup, port: number, rounds: number) {
+  const json = [];
+  const rows = [];
+  for (const runtime of RUNTIMES) {
+    for (const rate of [OVERLOAD, undefined]) {
+      const runs: Pair[] = [];
+      for (let i = 0; i < rounds; i++) {
+        runs.push(await overload(setup, port, { runtime, times: true, rate }));
+      }
+      const split = await overload(setup, port, { runtime, split: true, rate });
+      json.push({ runtime, runs, split });
+      const each = (f: (run: Pair) => string) => runs.map(f).join(", ");
+      rows.push([
+        runtime,
+        runs[0].load,
+        each((run) => share(run)),
+        each((run) => ms(run.handoff!.gapMean)),
+        each((run) => ms(run.handoff!.holdMean)),
+        each((run) => ms(run.handoff!.pingMean)),
+        each((run) =>
+          `${run.retryAfter}/${run.rejected} (${run.fleetRejected} fleet)`
+        ),
+        share(split),
+      ]);
+    }
+  }
+  return {
+    json,
+    markdown: [
+      `Two throttled servers, one fleet limit of 8 (fleet queue 16) behind a local limit of 12 each, handler 20 ms of waiting: a ceiling of ${
+        json[0].split.ceiling
+      } req/s. The load comes from one process with fetch: ${OVERLOAD} req/s open-loop (3x the ceiling, Poisson arrivals, alternating between the servers) or 32 connections sending back to back (every 503 comes back at once and is sent again). Goodput per run as a share of the ceiling; the time from each release to the next grant (the two servers' events in one timeline), the mean hold from grant to release, and the round trip of a PING each server sends every 10 ms, means in ms; the 503s with Retry-After over all 503s (those from the fleet limit). Split in-process: the same servers with the limit and queue halved in each, no Redis.`,
+      "",
+      ...table(
+        [
+          "servers",
+          "load",
+          "goodput",
+          "release to grant (ms)",
+          "hold (ms)",
+          "PING (ms)",
+          "503 with Retry-After",
+          "split in-process",
+        ],
+        rows,
+      ),
+    ],
+  };
+}
+
+/** The HTTP pair alone: three runs of each runtime under each load. */
+export async function redisHttp(setup: Setup): Promise<Section> {
   await ensureBinary("redis-server", "redis-server");
   const server = await startRedis();
   try {
-    const runs = [];
-    for (let i = 0; i < 3; i++) {
-      runs.push(await overload(server.port, false, true));
-    }
-    const split = await overload(server.port, true);
-    const share = (run: { goodput: number; ceiling: number }) =>
-      `${run.goodput.toFixed(0)} req/s (${
-        (run.goodput / run.ceiling * 100).toFixed(0)
-      }%)`;
+    const { json, markdown } = await pair(setup, server.port, 3);
+    await Deno.writeTextFile(
+      `${setup.results}/redis_http.md`,
+      "# Fleet limit: the HTTP pair\n\nCommand: `deno run -A bench/run.ts --only redis_http`.\n\n" +
+        markdown.join("\n") + "\n",
+    );
     return {
       key: "redis_http",
-      json: { runs, split },
-      markdown: [
-        "## Two throttled servers, one fleet limit (the pair alone)",
-        "",
-        ...runs.map((run) =>
-          `- fleet: goodput ${
-            share(run)
-          }, ${run.rejected} answered 503 (${run.retryAfter} with Retry-After; ${run.fleetRejected} by the fleet limit), ${run.other} other; from a release to the next grant ${
-            ms(run.handoff!.gapMean)
-          } ms mean (p50 ${ms(run.handoff!.gapP50)}, p90 ${
-            ms(run.handoff!.gapP90)
-          }), mean hold ${ms(run.handoff!.holdMean)} ms`
-        ),
-        `- split in-process: goodput ${share(split)}`,
-      ],
+      json,
+      markdown: ["## Two throttled servers, one fleet limit", "", ...markdown],
     };
   } finally {
     await server.stop();
