@@ -56,14 +56,14 @@ const suites: Record<string, Suite> = {
   overload,
   metrics,
   ...(full ? { nginx } : {}),
-  // Only on request: it needs a redis-server (installed where missing).
-  ...(only === "redis" ? { redis } : {}),
-  ...(only === "redis_http" ? { redis_http: redisHttp } : {}),
   // Its own task (deno task bench:fairness), and part of the full set.
   ...(full || only === "fairness" ? { fairness } : {}),
 };
 /** Run only with `--only`, and written to results of their own. */
 const standalone: Record<string, Suite> = {
+  // They need a redis-server (installed where missing).
+  redis,
+  redis_http: redisHttp,
   deadline_goodput: deadlineGoodput,
   rejection_cost: rejectionCost,
   standing_queue: standingQueue,

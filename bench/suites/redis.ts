@@ -9,12 +9,12 @@
  *    INFO commandstats, commands run inside scripts included);
  * 3. exactness under contention: 100,000 acquisitions from 4 processes of
  *    16 acquirers each on a limit of 8, an independent counter checked inside;
- * 4. two throttled HTTP servers sharing a fleet limit, under overload.
+ * 4. two throttled HTTP servers sharing a fleet limit, on Deno, Bun and
+ *    Node, under an open-loop overload of 3x their ceiling and under a
+ *    flood, each grant timed from the release it follows; and the same pair
+ *    with the limit split in-process, without Redis.
  *
- * Writes bench/results/redis.json and redis.md. `redisHttp` (`--only
- * redis_http`) runs the fourth alone, three times, each with the time from
- * every release to the grant that follows it and the mean hold, then split
- * in-process once; it writes nothing.
+ * `redisHttp` (`--only redis_http`) runs the fourth alone, three times.
  */
 import { spawn } from "node:child_process";
 import { freePort, repoRoot } from "../../scripts/_process.ts";
@@ -358,14 +358,6 @@ export async function redis(setup: Setup): Promise<Section> {
       "",
       ...http.markdown,
     ];
-    await Deno.writeTextFile(
-      `${setup.results}/redis.json`,
-      JSON.stringify(json, null, 2) + "\n",
-    );
-    await Deno.writeTextFile(
-      `${setup.results}/redis.md`,
-      "# Fleet limit benchmark\n\n" + markdown.slice(2).join("\n") + "\n",
-    );
     return { key: "redis", json, markdown };
   } finally {
     await server.stop();
@@ -435,11 +427,6 @@ export async function redisHttp(setup: Setup): Promise<Section> {
   const server = await startRedis();
   try {
     const { json, markdown } = await pair(setup, server.port, 3);
-    await Deno.writeTextFile(
-      `${setup.results}/redis_http.md`,
-      "# Fleet limit: the HTTP pair\n\nCommand: `deno run -A bench/run.ts --only redis_http`.\n\n" +
-        markdown.join("\n") + "\n",
-    );
     return {
       key: "redis_http",
       json,
