@@ -109,6 +109,8 @@ interface Waiter {
 }
 
 class Unavailable extends Error {}
+/** Refused without a round trip: Redis never saw the call. */
+class Unsent extends Unavailable {}
 
 /**
  * The calls of one script made in the same turn, or while one call of it is
@@ -326,6 +328,9 @@ export class RedisLimiter {
     try {
       result = await this.#batched(this.#acquisitions, [id, "-2"]);
     } catch (error) {
+      // The script may have run after the round trip timed out: whatever it
+      // granted goes back.
+      this.#cancelUnlessUnsent(id, error);
       throw this.#failed(error, started);
     } finally {
       this.#entered();
@@ -426,7 +431,7 @@ export class RedisLimiter {
       result = await this.#batched(this.#acquisitions, [id, most]);
     } catch (error) {
       // The script may have run: whatever it granted or queued goes back.
-      this.#cancel(id);
+      this.#cancelUnlessUnsent(id, error);
       if (waiter.settled) return;
       this.#settle(waiter);
       waiter.reject(this.#failed(error, started));
@@ -566,7 +571,7 @@ export class RedisLimiter {
     how: { gated?: boolean; patient?: boolean } = {},
   ): Promise<unknown> {
     if (how.gated && Date.now() < this.#downUntil) {
-      return Promise.reject(new Unavailable("recently unreachable"));
+      return Promise.reject(new Unsent("recently unreachable"));
     }
     // Until the hashes are known, and while calls wait for them, every call
     // waits on the same promise, so commands leave in call order.
@@ -756,6 +761,16 @@ export class RedisLimiter {
       landed();
       for (const call of calls) call.reject(error);
     });
+  }
+
+  /**
+   * Cancels `id` after its acquisition failed with `error`, unless the call
+   * never left (refused while Redis is unreachable): then Redis has nothing
+   * of it, and a cancellation per refusal would only pile up in the client
+   * for the outage's length.
+   */
+  #cancelUnlessUnsent(id: string, error: unknown): void {
+    if (!(error instanceof Unsent)) this.#cancel(id);
   }
 
   /** Takes `id` out of the queue and the holders, in the background. */

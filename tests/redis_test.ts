@@ -855,3 +855,60 @@ test("throttle() with a RedisLimiter sends the fleet's expected wait in Retry-Af
   await limiter.close();
   await close();
 });
+
+test("RedisLimiter: a tryAcquire() whose round trip outlasts timeout gives back what Redis granted late", async () => {
+  const delay = { ms: 0 };
+  const proxy = await delayProxy(server.port, delay);
+  const { redis, close } = await clients["node-redis"](proxy.port);
+  const name = fresh();
+  const holders = () =>
+    command(server.port, "ZCARD", `floodgate:{${name}}:holders`);
+  const limiter = new RedisLimiter({ redis, name, limit: 1, timeout: 100 });
+  // Once fast, so that Redis knows the script and the slow call is one trip.
+  (await limiter.tryAcquire())!.release();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  delay.ms = 300;
+  await assert.rejects(limiter.tryAcquire(), rejectsWith("unavailable"));
+  await limiter.close();
+  // The script ran after the limiter gave up (it reaches Redis 300 ms after
+  // it left); what it granted went back, instead of staying with nobody for
+  // a lease (10 s).
+  await new Promise((resolve) => setTimeout(resolve, 800));
+  assert.equal(await holders(), ":0");
+  delay.ms = 0;
+  const other = new RedisLimiter({ redis, name, limit: 1 });
+  const permit = await other.tryAcquire();
+  assert.notEqual(permit, undefined);
+  permit!.release();
+  await other.close();
+  await close();
+  await proxy.close();
+});
+
+test("RedisLimiter sends nothing for the acquisitions it refuses without a round trip while Redis is unreachable", async () => {
+  const sent: string[] = [];
+  const adapter: RedisAdapter = {
+    send(args) {
+      sent.push(args[0]);
+      return Promise.reject(new Error("connect ECONNREFUSED"));
+    },
+  };
+  const limiter = new RedisLimiter({
+    redis: adapter,
+    name: fresh(),
+    limit: 1,
+    timeout: 60_000,
+  });
+  // The first tries, fails, and gives back what its script may have done.
+  await assert.rejects(limiter.acquire(), rejectsWith("unavailable"));
+  const tried = sent.length;
+  assert.ok(tried >= 1, `sent ${tried}`);
+  for (let i = 0; i < 20; i++) {
+    await assert.rejects(limiter.acquire(), rejectsWith("unavailable"));
+    await assert.rejects(limiter.tryAcquire(), rejectsWith("unavailable"));
+  }
+  await limiter.close();
+  // Refused within `timeout` without a round trip: no cancellation either.
+  assert.equal(sent.length, tried);
+  assert.equal(limiter.stats().unavailable, 41);
+});
