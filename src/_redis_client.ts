@@ -18,11 +18,14 @@ export interface RedisAdapter {
    * a connection other than the one `send` uses. Resolves once subscribed,
    * with a function that unsubscribes and closes that connection. Without
    * it, waiters learn of their grant only when their lease is renewed
-   * (every third of `lease`).
+   * (every third of `lease`). `signal` aborts when the limiter gives up
+   * waiting (after its `timeout`): the connection opened for it is then to
+   * be closed, and the promise may reject.
    */
   subscribe?(
     channel: string,
     listener: (message: string) => void,
+    signal?: AbortSignal,
   ): Promise<() => Promise<void>>;
 }
 
@@ -61,23 +64,52 @@ interface BunRedisLike {
 
 const ignore = () => {};
 
+/**
+ * Subscribes on `subscriber` (opened by `open`) and resolves with `stop`;
+ * stops it when `signal` aborts first or subscribing fails, so that no
+ * connection is left reconnecting.
+ */
+async function subscribed(
+  open: () => Promise<unknown>,
+  stop: () => Promise<void>,
+  signal: AbortSignal | undefined,
+): Promise<() => Promise<void>> {
+  let stopped: Promise<void> | undefined;
+  const once = () => stopped ??= stop().catch(ignore);
+  signal?.addEventListener("abort", once, { once: true });
+  try {
+    await open();
+  } catch (error) {
+    await once();
+    throw error;
+  } finally {
+    signal?.removeEventListener("abort", once);
+  }
+  if (signal?.aborted) {
+    await once();
+    throw signal.reason;
+  }
+  return once;
+}
+
 function nodeRedis(client: NodeRedisLike): RedisAdapter {
   return {
     send: (args) => client.sendCommand(args),
-    async subscribe(channel, listener) {
+    subscribe(channel, listener, signal) {
       const subscriber = client.duplicate();
       // Errors surface through the commands that fail; an unhandled "error"
       // event would end the process.
       subscriber.on("error", ignore);
-      await subscriber.connect();
-      await subscriber.subscribe(channel, listener);
-      return async () => {
+      return subscribed(async () => {
+        await subscriber.connect();
+        await subscriber.subscribe(channel, listener);
+      }, async () => {
         // node-redis 5 and later close(); 4 quit().
         if (typeof subscriber.destroy === "function") subscriber.destroy();
         else if (typeof subscriber.disconnect === "function") {
           await subscriber.disconnect();
         } else await (subscriber.close ?? subscriber.quit)!.call(subscriber);
-      };
+      }, signal);
     },
   };
 }
@@ -85,14 +117,17 @@ function nodeRedis(client: NodeRedisLike): RedisAdapter {
 function ioredis(client: IORedisLike): RedisAdapter {
   return {
     send: ([command, ...args]) => client.call(command, ...args),
-    async subscribe(channel, listener) {
+    subscribe(channel, listener, signal) {
       const subscriber = client.duplicate();
       subscriber.on("error", ignore);
       subscriber.on("message", (from: never, message: never) => {
         if (from === channel) listener(message);
       });
-      await subscriber.subscribe(channel);
-      return () => Promise.resolve(subscriber.disconnect());
+      return subscribed(
+        () => subscriber.subscribe(channel),
+        () => Promise.resolve(subscriber.disconnect()),
+        signal,
+      );
     },
   };
 }
@@ -100,10 +135,13 @@ function ioredis(client: IORedisLike): RedisAdapter {
 function bunRedis(client: BunRedisLike): RedisAdapter {
   return {
     send: ([command, ...args]) => client.send(command, args),
-    async subscribe(channel, listener) {
+    async subscribe(channel, listener, signal) {
       const subscriber = await client.duplicate();
-      await subscriber.subscribe(channel, listener);
-      return () => Promise.resolve(subscriber.close());
+      return subscribed(
+        () => subscriber.subscribe(channel, listener),
+        () => Promise.resolve(subscriber.close()),
+        signal,
+      );
     },
   };
 }

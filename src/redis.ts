@@ -654,11 +654,31 @@ export class RedisLimiter {
 
   #subscribe(): Promise<() => Promise<void>> {
     if (this.#subscription !== undefined) return this.#subscription;
+    // Refused without trying, as acquisitions are, while Redis is away.
+    if (Date.now() < this.#downUntil) {
+      return Promise.reject(new Unavailable("recently unreachable"));
+    }
     const subscribe = this.#redis.subscribe;
     const channel = `${this.#prefix}wake:${this.#token}`;
-    const subscription = subscribe === undefined
-      ? Promise.resolve(() => Promise.resolve())
-      : subscribe.call(this.#redis, channel, (id) => this.#woken(id));
+    // Given up after `timeout`: the adapter then drops the connection it
+    // opened, which would otherwise reconnect for as long as Redis is away
+    // (and keep the process alive after close()).
+    const giveUp = new AbortController();
+    let subscription: Promise<() => Promise<void>>;
+    try {
+      subscription = subscribe === undefined
+        ? Promise.resolve(() => Promise.resolve())
+        : Promise.resolve(
+          subscribe.call(
+            this.#redis,
+            channel,
+            (id) => this.#woken(id),
+            giveUp.signal,
+          ),
+        );
+    } catch (error) {
+      subscription = Promise.reject(error);
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     const bounded = Promise.race([
       subscription,
@@ -673,8 +693,11 @@ export class RedisLimiter {
     bounded.then(() => {
       if (this.#subscription === bounded) this.#subscribed = true;
     }, () => {
-      // Tried again by the next acquisition; a late success is closed.
+      // Tried again by the next acquisition after `timeout`; a late success
+      // is closed.
+      this.#downUntil = Date.now() + this.#timeout;
       if (this.#subscription === bounded) this.#subscription = undefined;
+      giveUp.abort(new Unavailable("could not subscribe"));
       subscription.then((unsubscribe) => unsubscribe(), () => {});
     });
     return bounded;

@@ -8,8 +8,13 @@
  *   the most holders it saw at once).
  * - MODE=hold: acquires one permit, prints `held`, releases it after HOLD_MS
  *   and prints `released {"stats"}`.
+ * - MODE=away: connects, prints `connected`, waits until Redis is stopped,
+ *   then makes a limiter (with a queue, so that it subscribes) whose
+ *   acquisitions fail, closes it and the client, prints `closed {"stats"}`
+ *   and does not call `process.exit()`: the process must end by itself.
  */
 import process from "node:process";
+import { createConnection } from "node:net";
 import { createClient } from "redis";
 import { Redis } from "ioredis";
 import { RedisLimiter } from "floodgate/redis";
@@ -38,55 +43,102 @@ async function connect(): Promise<{ redis: unknown; close(): unknown }> {
   return { redis, close: () => redis.destroy() };
 }
 
-const { redis, close } = await connect();
-// The independent counter runs on a client of its own, as the work would.
-const counter = createClient({ url: `redis://127.0.0.1:${port}` });
-counter.on("error", () => {});
-await counter.connect();
-const limiter = new RedisLimiter({
-  redis,
-  name,
-  limit,
-  queue: Infinity,
-  lease: Number(env.LEASE ?? 10_000),
-});
-
-if (env.MODE === "hold") {
-  const permit = await limiter.acquire();
-  console.log("held");
-  await new Promise((resolve) => setTimeout(resolve, Number(env.HOLD_MS)));
-  permit.release();
-  await limiter.close();
-  console.log(`released ${JSON.stringify({ stats: limiter.stats() })}`);
-} else {
-  const count = Number(env.COUNT);
-  const concurrency = Number(env.CONCURRENCY);
-  let started = 0;
-  let acquired = 0;
-  let violations = 0;
-  let most = 0;
-  const inside = `${name}:inside`;
-  const one = async () => {
-    while (started < count) {
-      started++;
-      await limiter.run(async () => {
-        acquired++;
-        const now = await counter.incr(inside);
-        if (now > limit) violations++;
-        most = Math.max(most, now);
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * 2));
-        await counter.decr(inside);
+/** Resolves once nothing listens on the port any more. */
+async function untilRefused(): Promise<void> {
+  while (
+    await new Promise<boolean>((resolve) => {
+      const socket = createConnection(port, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
       });
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, one));
-  await limiter.close();
-  console.log(
-    `done ${
-      JSON.stringify({ acquired, violations, most, stats: limiter.stats() })
-    }`,
-  );
+      socket.once("error", () => resolve(false));
+    })
+  ) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
-counter.destroy();
-await close();
-process.exit(0);
+
+async function away(): Promise<void> {
+  const { redis, close } = await connect();
+  (redis as { on?(event: string, listener: () => void): void }).on?.(
+    "error",
+    () => {},
+  );
+  console.log("connected");
+  await untilRefused();
+  const limiter = new RedisLimiter({
+    redis,
+    name,
+    limit,
+    queue: 10,
+    timeout: 200,
+  });
+  for (let i = 0; i < 4; i++) {
+    await limiter.acquire().then((permit) => permit.release(), () => {});
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
+  await limiter.close();
+  await close();
+  console.log(`closed ${JSON.stringify({ stats: limiter.stats() })}`);
+}
+
+if (env.MODE === "away") await away();
+else await fleet();
+
+async function fleet(): Promise<void> {
+  const { redis, close } = await connect();
+  // The independent counter runs on a client of its own, as the work would.
+  const counter = createClient({ url: `redis://127.0.0.1:${port}` });
+  counter.on("error", () => {});
+  await counter.connect();
+  const limiter = new RedisLimiter({
+    redis,
+    name,
+    limit,
+    queue: Infinity,
+    lease: Number(env.LEASE ?? 10_000),
+  });
+
+  if (env.MODE === "hold") {
+    const permit = await limiter.acquire();
+    console.log("held");
+    await new Promise((resolve) => setTimeout(resolve, Number(env.HOLD_MS)));
+    permit.release();
+    await limiter.close();
+    console.log(`released ${JSON.stringify({ stats: limiter.stats() })}`);
+  } else {
+    const count = Number(env.COUNT);
+    const concurrency = Number(env.CONCURRENCY);
+    let started = 0;
+    let acquired = 0;
+    let violations = 0;
+    let most = 0;
+    const inside = `${name}:inside`;
+    const one = async () => {
+      while (started < count) {
+        started++;
+        await limiter.run(async () => {
+          acquired++;
+          const now = await counter.incr(inside);
+          if (now > limit) violations++;
+          most = Math.max(most, now);
+          await new Promise((resolve) =>
+            setTimeout(resolve, Math.random() * 2)
+          );
+          await counter.decr(inside);
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, one));
+    await limiter.close();
+    console.log(
+      `done ${
+        JSON.stringify({ acquired, violations, most, stats: limiter.stats() })
+      }`,
+    );
+  }
+  counter.destroy();
+  await close();
+  process.exit(0);
+}

@@ -912,3 +912,68 @@ test("RedisLimiter sends nothing for the acquisitions it refuses without a round
   assert.equal(sent.length, tried);
   assert.equal(limiter.stats().unavailable, 41);
 });
+
+test("RedisLimiter: a process whose limiter could never subscribe, Redis being away, ends by itself once the limiter and the client are closed", async () => {
+  const own = await startRedis();
+  const env = { REDIS_PORT: String(own.port), NAME: fresh(), MODE: "away" };
+  const workers = await Promise.all([
+    startWorker("deno", { ...env, CLIENT: "node-redis" }),
+    startWorker("node", { ...env, CLIENT: "ioredis" }),
+    startWorker("bun", { ...env, CLIENT: "bun" }),
+  ]);
+  try {
+    for (const worker of workers) {
+      await within(30_000, "connected", worker.line("connected"));
+    }
+    await own.stop();
+    for (const worker of workers) {
+      const line = await within(30_000, "closed", worker.line("closed "));
+      const { stats } = JSON.parse(line.slice("closed ".length));
+      assert.equal(stats.unavailable, 4, worker.output());
+    }
+    // Nothing the limiter opened (a subscriber reconnecting to a Redis that
+    // is gone) keeps it alive.
+    for (const worker of workers) {
+      assert.equal(
+        await within(5000, `the exit\n${worker.output()}`, worker.exited),
+        0,
+      );
+    }
+  } finally {
+    for (const worker of workers) {
+      if (worker.child.exitCode === null) worker.child.kill("SIGKILL");
+    }
+  }
+});
+
+test("RedisLimiter: a subscription that fails is not tried again within timeout, and the connection opened for it is dropped", async () => {
+  const signals: AbortSignal[] = [];
+  const adapter: RedisAdapter = {
+    send: () => Promise.reject(new Error("not expected")),
+    subscribe(_channel, _listener, signal) {
+      signals.push(signal!);
+      // A connection that keeps trying to reach a Redis that is away.
+      return new Promise(() => {});
+    },
+  };
+  const limiter = new RedisLimiter({
+    redis: adapter,
+    name: fresh(),
+    limit: 1,
+    queue: 5,
+    timeout: 300,
+  });
+  await assert.rejects(limiter.acquire(), rejectsWith("unavailable"));
+  assert.equal(signals.length, 1);
+  assert.equal(signals[0].aborted, true);
+  const started = Date.now();
+  const refused = await Promise.allSettled(
+    Array.from({ length: 10 }, () => limiter.acquire()),
+  );
+  assert.ok(refused.every((r) => r.status === "rejected"));
+  // Refused at once, as acquisitions are while Redis is away.
+  assert.ok(Date.now() - started < 250, `${Date.now() - started} ms`);
+  assert.equal(signals.length, 1);
+  await limiter.close();
+  assert.equal(limiter.stats().unavailable, 11);
+});
