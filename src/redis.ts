@@ -111,6 +111,8 @@ interface Waiter {
 class Unavailable extends Error {}
 /** Refused without a round trip: Redis never saw the call. */
 class Unsent extends Unavailable {}
+/** A reply of a shape no script gives: a bug of the adapter, not an outage. */
+class BadReply extends TypeError {}
 
 /**
  * The calls of one script made in the same turn, or while one call of it is
@@ -775,7 +777,13 @@ export class RedisLimiter {
     };
     this.#script(batch.script, args, batch.how).then((reply) => {
       landed();
-      const [answers, grants] = reply as [unknown[], string[]];
+      let answers: unknown[], grants: string[];
+      try {
+        [answers, grants] = lists(reply, 2) as [unknown[], string[]];
+      } catch (error) {
+        for (const call of calls) call.reject(error);
+        return;
+      }
       // Before the answers: an acquisition queued by this very call may
       // have been granted in it.
       this.#wokenAll(grants);
@@ -890,13 +898,16 @@ export class RedisLimiter {
       this.#stopRenewal();
       return;
     }
-    let reply: [string[], string[], string[], string[]];
+    let reply: string[][];
     try {
-      reply = await this.#script(RENEW, [
-        String(held.length),
-        ...held,
-        ...waiting,
-      ]) as [string[], string[], string[], string[]];
+      reply = lists(
+        await this.#script(RENEW, [
+          String(held.length),
+          ...held,
+          ...waiting,
+        ]),
+        4,
+      ) as string[][];
     } catch {
       for (const id of waiting) this.#unavailable(id);
       return;
@@ -933,7 +944,7 @@ export class RedisLimiter {
 
   /** The error to throw for a failed round trip. */
   #failed(error: unknown, started: number): unknown {
-    if (isReplyError(error)) return error;
+    if (isReplyError(error) || error instanceof BadReply) return error;
     this.#count("unavailable", started);
     return new RejectedError("unavailable");
   }
@@ -968,6 +979,25 @@ function batch(script: string, width: number, how: Batch["how"]): Batch {
     args: [],
     calls: [],
   };
+}
+
+/**
+ * `reply` if it is an array of `count` arrays, as every script answers;
+ * else a `TypeError` (an adapter that decodes replies otherwise), which
+ * the acquisitions of the call reject with, instead of staying unsettled.
+ */
+function lists(reply: unknown, count: number): unknown[][] {
+  if (
+    !Array.isArray(reply) || reply.length < count ||
+    !reply.slice(0, count).every(Array.isArray)
+  ) {
+    throw new BadReply(
+      `floodgate: Redis answered a script with ${
+        show(reply)
+      }, not ${count} arrays (does the "redis" adapter return arrays as arrays?)`,
+    );
+  }
+  return reply;
 }
 
 /** An error reply from Redis itself (a bug, or a script error), not an outage. */

@@ -977,3 +977,35 @@ test("RedisLimiter: a subscription that fails is not tried again within timeout,
   await limiter.close();
   assert.equal(limiter.stats().unavailable, 11);
 });
+
+test("RedisLimiter: an adapter that answers scripts with what no script returns fails the acquisitions, neither hanging nor throwing where nobody catches", async () => {
+  const odd: RedisAdapter = { send: () => Promise.resolve(null) };
+  const limiter = new RedisLimiter({ redis: odd, name: fresh(), limit: 1 });
+  const malformed = (e: unknown) =>
+    e instanceof TypeError && /answered a script with null/.test(e.message);
+  await assert.rejects(within(2000, "acquire", limiter.acquire()), malformed);
+  await assert.rejects(
+    within(2000, "tryAcquire", limiter.tryAcquire()),
+    malformed,
+  );
+  await within(2000, "close", limiter.close());
+  // Queued by the acquisition, then answered oddly by each renewal: the
+  // waiter leaves as when Redis is away.
+  const queuedOnly: RedisAdapter = { send: () => Promise.resolve([[2], []]) };
+  const waiting = new RedisLimiter({
+    redis: queuedOnly,
+    name: fresh(),
+    limit: 1,
+    queue: 1,
+    lease: 60,
+  });
+  await assert.rejects(
+    within(2000, "the waiter", waiting.acquire()),
+    rejectsWith("unavailable"),
+  );
+  await within(2000, "close", waiting.close());
+  assert.deepEqual(
+    { active: waiting.active, queued: waiting.queued },
+    { active: 0, queued: 0 },
+  );
+});
