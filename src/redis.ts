@@ -1000,9 +1000,19 @@ function lists(reply: unknown, count: number): unknown[][] {
   return reply;
 }
 
+/**
+ * Error replies of a Redis that is reached but cannot serve now: loading its
+ * data after a restart, a replica after a failover, out of memory, a disk
+ * error, a script running too long. Like an outage, they are `"unavailable"`
+ * whatever the client.
+ */
+const UNSERVED =
+  /^(LOADING|READONLY|MASTERDOWN|OOM|MISCONF|BUSY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS)\b/;
+
 /** An error reply from Redis itself (a bug, or a script error), not an outage. */
 function isReplyError(error: unknown): boolean {
   const message = String((error as Error)?.message ?? "");
+  if (UNSERVED.test(message)) return false;
   return /^(ERR|WRONGTYPE|NOSCRIPT)\b/.test(message) ||
     (error as Error)?.name === "ReplyError" ||
     (error as Error)?.name === "ErrorReply";

@@ -6,6 +6,7 @@ import { Redis } from "ioredis";
 import { RejectedError, throttle } from "../mod.ts";
 import { type RedisAdapter, RedisLimiter } from "../redis.ts";
 import { deferred } from "./_helpers.ts";
+import { freePort } from "../scripts/_process.ts";
 import {
   command,
   delayProxy,
@@ -1009,3 +1010,43 @@ test("RedisLimiter: an adapter that answers scripts with what no script returns 
     { active: 0, queued: 0 },
   );
 });
+
+for (const [kind, connect] of Object.entries(clients)) {
+  test(`RedisLimiter (${kind}): a Redis that is reached but cannot serve (out of memory, a read-only replica) is unavailable, answered with 503, and recovers`, async () => {
+    const own = await startRedis();
+    const { redis, close } = await connect(own.port);
+    const limiter = new RedisLimiter({
+      redis,
+      name: fresh(),
+      limit: 1,
+      queue: 2,
+      timeout: 100,
+    });
+    const fetch = throttle(() => new Response("ok"), { limiter });
+    (await limiter.acquire()).release();
+    const away = await freePort();
+    for (
+      const [cannot, can] of [
+        [["CONFIG", "SET", "maxmemory", "1"], [
+          "CONFIG",
+          "SET",
+          "maxmemory",
+          "0",
+        ]],
+        [["REPLICAOF", "127.0.0.1", String(away)], ["REPLICAOF", "NO", "ONE"]],
+      ]
+    ) {
+      await command(own.port, ...cannot);
+      await assert.rejects(limiter.acquire(), rejectsWith("unavailable"));
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      assert.equal((await fetch(new Request("http://x/"))).status, 503);
+      await command(own.port, ...can);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      (await limiter.acquire()).release();
+    }
+    await limiter.close();
+    assert.equal(limiter.stats().unavailable, 4);
+    await close();
+    await own.stop();
+  });
+}
