@@ -59,6 +59,11 @@ interface BunRedisLike {
     channel: string,
     listener: (message: string) => void,
   ): Promise<unknown>;
+  unsubscribe(
+    channel: string,
+    listener: (message: string) => void,
+  ): Promise<unknown>;
+  onconnect: (() => void) | null;
   close(): void;
 }
 
@@ -137,11 +142,20 @@ function bunRedis(client: BunRedisLike): RedisAdapter {
     send: ([command, ...args]) => client.send(command, args),
     async subscribe(channel, listener, signal) {
       const subscriber = await client.duplicate();
-      return subscribed(
+      const subscription = await subscribed(
         () => subscriber.subscribe(channel, listener),
         () => Promise.resolve(subscriber.close()),
         signal,
       );
+      // Bun's client reconnects without subscribing again (node-redis and
+      // ioredis do): subscribe again on each reconnection, the listener
+      // once (Bun would call it once per subscribe).
+      subscriber.onconnect = () => {
+        subscriber.unsubscribe(channel, listener).catch(ignore)
+          .then(() => subscriber.subscribe(channel, listener))
+          .catch(ignore);
+      };
+      return subscription;
     },
   };
 }

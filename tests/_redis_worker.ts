@@ -8,6 +8,10 @@
  *   the most holders it saw at once).
  * - MODE=hold: acquires one permit, prints `held`, releases it after HOLD_MS
  *   and prints `released {"stats"}`.
+ * - MODE=resubscribe: acquires once (so the limiter subscribes), prints
+ *   `subscribed`; once Redis was stopped and is back, prints `recovered`;
+ *   once the key `<NAME>:go` exists, waits for a permit (LEASE long) and
+ *   prints `granted`.
  * - MODE=away: connects, prints `connected`, waits until Redis is stopped,
  *   then makes a limiter (with a queue, so that it subscribes) whose
  *   acquisitions fail, closes it and the client, prints `closed {"stats"}`
@@ -83,7 +87,43 @@ async function away(): Promise<void> {
   console.log(`closed ${JSON.stringify({ stats: limiter.stats() })}`);
 }
 
+async function resubscribe(): Promise<void> {
+  const { redis, close } = await connect();
+  const limiter = new RedisLimiter({
+    redis,
+    name,
+    limit,
+    queue: 10,
+    lease: Number(env.LEASE ?? 10_000),
+    timeout: 200,
+  });
+  (await limiter.acquire()).release();
+  console.log("subscribed");
+  await untilRefused();
+  for (;;) {
+    const permit = await limiter.acquire().catch(() => undefined);
+    if (permit !== undefined) {
+      permit.release();
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  console.log("recovered");
+  const send = (redis as { send(command: string, args: string[]): unknown })
+    .send.bind(redis);
+  while (!await send("EXISTS", [`${name}:go`])) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const permit = await limiter.acquire();
+  console.log("granted");
+  permit.release();
+  await limiter.close();
+  await close();
+  process.exit(0);
+}
+
 if (env.MODE === "away") await away();
+else if (env.MODE === "resubscribe") await resubscribe();
 else await fleet();
 
 async function fleet(): Promise<void> {

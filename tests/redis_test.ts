@@ -1050,3 +1050,42 @@ for (const [kind, connect] of Object.entries(clients)) {
     await own.stop();
   });
 }
+
+test("RedisLimiter on Bun's client is still woken by notifications after Redis restarted", async () => {
+  const own = await startRedis();
+  const name = fresh();
+  const worker = await startWorker("bun", {
+    REDIS_PORT: String(own.port),
+    NAME: name,
+    MODE: "resubscribe",
+    CLIENT: "bun",
+    // Renewals, which would also find the grant, come every 10 s.
+    LEASE: "30000",
+  });
+  try {
+    await within(30_000, "subscribed", worker.line("subscribed"));
+    await own.stop();
+    await own.start();
+    await within(30_000, "recovered", worker.line("recovered"));
+    const { redis, close } = await clients["node-redis"](own.port);
+    const limiter = new RedisLimiter({ redis, name, limit: 1 });
+    const permit = await limiter.acquire();
+    await command(own.port, "SET", `${name}:go`, "1");
+    const deadline = Date.now() + 10_000;
+    while (
+      await command(own.port, "ZCARD", `floodgate:{${name}}:queue`) !== ":1"
+    ) {
+      if (Date.now() > deadline) throw new Error(`never queued`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    permit.release();
+    // The grant's message wakes it, long before its next renewal.
+    await within(3000, "the grant", worker.line("granted"));
+    assert.equal(await worker.exited, 0);
+    await limiter.close();
+    await close();
+  } finally {
+    if (worker.child.exitCode === null) worker.child.kill("SIGKILL");
+    await own.stop();
+  }
+});
