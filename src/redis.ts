@@ -542,6 +542,7 @@ export class RedisLimiter {
       await Promise.allSettled([...this.#pending]);
     }
     this.#stopRenewal();
+    this.#stopWatchdogIfIdle();
     const subscription = this.#subscription;
     this.#subscription = undefined;
     this.#subscribed = false;
@@ -620,7 +621,12 @@ export class RedisLimiter {
       };
       this.#inFlight.add(flight);
       this.#watchdog ??= setInterval(() => this.#watch(), this.#timeout / 4);
-      const done = () => this.#inFlight.delete(flight);
+      const done = () => {
+        this.#inFlight.delete(flight);
+        // Once closed, the last command stops the watchdog (which would
+        // otherwise keep the process alive until its next tick).
+        if (this.#closed) this.#stopWatchdogIfIdle();
+      };
       let sent: Promise<unknown>;
       try {
         sent = this.#redis.send(args);
@@ -648,10 +654,13 @@ export class RedisLimiter {
       this.#inFlight.delete(flight);
       flight.fail();
     }
-    if (this.#inFlight.size === 0) {
-      clearInterval(this.#watchdog);
-      this.#watchdog = undefined;
-    }
+    this.#stopWatchdogIfIdle();
+  }
+
+  #stopWatchdogIfIdle(): void {
+    if (this.#inFlight.size > 0) return;
+    clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
   }
 
   #subscribe(): Promise<() => Promise<void>> {

@@ -12,6 +12,9 @@
  *   `subscribed`; once Redis was stopped and is back, prints `recovered`;
  *   once the key `<NAME>:go` exists, waits for a permit (LEASE long) and
  *   prints `granted`.
+ * - MODE=quiet: acquires, waits, hands a permit on, closes the limiter (with
+ *   a `timeout` of TIMEOUT ms) and the client, prints `closed`, and does not
+ *   call `process.exit()`: the process must end by itself.
  * - MODE=away: connects, prints `connected`, waits until Redis is stopped,
  *   then makes a limiter (with a queue, so that it subscribes) whose
  *   acquisitions fail, closes it and the client, prints `closed {"stats"}`
@@ -122,7 +125,27 @@ async function resubscribe(): Promise<void> {
   process.exit(0);
 }
 
+async function quiet(): Promise<void> {
+  const { redis, close } = await connect();
+  const limiter = new RedisLimiter({
+    redis,
+    name,
+    limit: 1,
+    queue: 1,
+    timeout: Number(env.TIMEOUT),
+  });
+  const first = await limiter.acquire();
+  const second = limiter.acquire();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  first.release();
+  (await second).release();
+  await limiter.close();
+  await close();
+  console.log("closed");
+}
+
 if (env.MODE === "away") await away();
+else if (env.MODE === "quiet") await quiet();
 else if (env.MODE === "resubscribe") await resubscribe();
 else await fleet();
 

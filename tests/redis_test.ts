@@ -1089,3 +1089,32 @@ test("RedisLimiter on Bun's client is still woken by notifications after Redis r
     await own.stop();
   }
 });
+
+test("RedisLimiter leaves no timer behind once closed: the process ends at once, whatever the timeout", async () => {
+  const env = {
+    REDIS_PORT: String(server.port),
+    MODE: "quiet",
+    // The watchdog of round trips ticks every quarter of it: 15 s.
+    TIMEOUT: "60000",
+  };
+  const workers = await Promise.all([
+    startWorker("deno", { ...env, NAME: fresh(), CLIENT: "node-redis" }),
+    startWorker("node", { ...env, NAME: fresh(), CLIENT: "ioredis" }),
+    startWorker("bun", { ...env, NAME: fresh(), CLIENT: "bun" }),
+  ]);
+  try {
+    for (const worker of workers) {
+      await within(30_000, "closed", worker.line("closed"));
+    }
+    for (const worker of workers) {
+      assert.equal(
+        await within(5000, `the exit\n${worker.output()}`, worker.exited),
+        0,
+      );
+    }
+  } finally {
+    for (const worker of workers) {
+      if (worker.child.exitCode === null) worker.child.kill("SIGKILL");
+    }
+  }
+});
