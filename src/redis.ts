@@ -368,7 +368,10 @@ export class RedisLimiter {
     this.#refuseIfClosed(started);
     const wait = Math.min(this.#queueTimeout, deadline);
     const id = this.#nextId();
-    const mayWait = this.#queue > 0 && wait > 0;
+    // With a wait of 0 (queueTimeout or deadline), a caller that finds room
+    // in the queue times out at once, as with the in-process Limiter; one
+    // that finds it full is "full".
+    const mayWait = this.#queue > 0;
     let granted!: (permit: Permit) => void;
     let refused!: (error: unknown) => void;
     const promise = new Promise<Permit>((resolve, reject) => {

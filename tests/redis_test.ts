@@ -1118,3 +1118,42 @@ test("RedisLimiter leaves no timer behind once closed: the process ends at once,
     }
   }
 });
+
+test("RedisLimiter with a wait of 0 (queueTimeout or deadline) times out a caller that finds room in the queue, as Limiter does, and rejects one that finds it full", async () => {
+  const { redis, close } = await clients["node-redis"](server.port);
+  const name = fresh();
+  const limiter = new RedisLimiter({
+    redis,
+    name,
+    limit: 1,
+    queue: 1,
+    queueTimeout: 0,
+  });
+  const held = await limiter.acquire();
+  await assert.rejects(limiter.acquire(), rejectsWith("timeout"));
+  const patient = new RedisLimiter({ redis, name, limit: 1, queue: 1 });
+  await assert.rejects(
+    patient.acquire({ deadline: 0 }),
+    rejectsWith("timeout"),
+  );
+  const waiting = patient.acquire();
+  await untilQueued(name, 1);
+  await assert.rejects(limiter.acquire(), rejectsWith("full"));
+  held.release();
+  (await waiting).release();
+  await limiter.close();
+  await patient.close();
+  assert.deepEqual(
+    [limiter.stats().timedOut, limiter.stats().rejected],
+    [1, 1],
+  );
+  assert.deepEqual(
+    [patient.stats().timedOut, patient.stats().rejected],
+    [1, 0],
+  );
+  assert.equal(
+    await command(server.port, "ZCARD", `floodgate:{${name}}:queue`),
+    ":0",
+  );
+  await close();
+});
