@@ -9,7 +9,8 @@
  * - MODE=hold: acquires one permit, prints `held`, releases it after HOLD_MS
  *   and prints `released {"stats"}`.
  * - MODE=resubscribe: acquires once (so the limiter subscribes), prints
- *   `subscribed`; once Redis was stopped and is back, prints `recovered`;
+ *   `subscribed`; once Redis was stopped prints `away`, once it is back
+ *   `recovered`;
  *   once the key `<NAME>:go` exists, waits for a permit (LEASE long) and
  *   prints `granted`.
  * - MODE=quiet: acquires, waits, hands a permit on, closes the limiter (with
@@ -103,6 +104,7 @@ async function resubscribe(): Promise<void> {
   (await limiter.acquire()).release();
   console.log("subscribed");
   await untilRefused();
+  console.log("away");
   for (;;) {
     const permit = await limiter.acquire().catch(() => undefined);
     if (permit !== undefined) {

@@ -1065,6 +1065,7 @@ test("RedisLimiter on Bun's client is still woken by notifications after Redis r
   try {
     await within(30_000, "subscribed", worker.line("subscribed"));
     await own.stop();
+    await within(30_000, "away", worker.line("away"));
     await own.start();
     await within(30_000, "recovered", worker.line("recovered"));
     const { redis, close } = await clients["node-redis"](own.port);
