@@ -214,6 +214,8 @@ export class RedisLimiter {
   /** Whether `#subscription` has succeeded (no await needed). */
   #subscribed = false;
   #renewal: ReturnType<typeof setInterval> | undefined;
+  /** Whether a renewal's round trip is under way. */
+  #renewing = false;
   #downUntil = 0;
   readonly #inFlight = new Set<Flight>();
   #watchdog: ReturnType<typeof setInterval> | undefined;
@@ -910,6 +912,11 @@ export class RedisLimiter {
       this.#stopRenewal();
       return;
     }
+    // One at a time: while Redis is slow (a lease under 3 timeouts), ticks
+    // would otherwise pile renewals up in the client, each of them sent
+    // when Redis answers again. The one under way ends within `timeout`.
+    if (this.#renewing) return;
+    this.#renewing = true;
     let reply: string[][];
     try {
       reply = lists(
@@ -923,6 +930,8 @@ export class RedisLimiter {
     } catch {
       for (const id of waiting) this.#unavailable(id);
       return;
+    } finally {
+      this.#renewing = false;
     }
     const [, granted, gone, grants] = reply;
     this.#wokenAll(granted);

@@ -1158,3 +1158,33 @@ test("RedisLimiter with a wait of 0 (queueTimeout or deadline) times out a calle
   );
   await close();
 });
+
+test("RedisLimiter sends one renewal at a time: a Redis that stops answering does not pile them up", async () => {
+  const { redis, close } = await clients["node-redis"](server.port);
+  const client = redis as ReturnType<typeof createClient>;
+  let stalled = false;
+  let sent = 0;
+  const adapter: RedisAdapter = {
+    send(args) {
+      if (!stalled) return client.sendCommand(args);
+      sent++;
+      return new Promise(() => {}); // Redis frozen: no answer, ever
+    },
+  };
+  const limiter = new RedisLimiter({
+    redis: adapter,
+    name: fresh(),
+    limit: 1,
+    // Renewed every 20 ms; a round trip may take 1 s.
+    lease: 60,
+    timeout: 1000,
+  });
+  const permit = await limiter.acquire();
+  stalled = true;
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  // The first renewal is still under way: the next ticks send nothing.
+  assert.equal(sent, 1);
+  permit.release();
+  await within(5000, "close", limiter.close());
+  await close();
+});
