@@ -801,7 +801,12 @@ export class RedisLimiter {
       // Before the answers: an acquisition queued by this very call may
       // have been granted in it.
       this.#wokenAll(grants);
-      calls.forEach((call, i) => call.resolve(answers[i]));
+      calls.forEach((call, i) => {
+        const answer = answerOf(answers[i]);
+        if (answer !== undefined) return call.resolve(answer);
+        const shown = show(answers[i]);
+        call.reject(new BadReply(`floodgate: Redis answered a call ${shown}`));
+      });
     }, (error) => {
       landed();
       for (const call of calls) call.reject(error);
@@ -1029,6 +1034,20 @@ function lists(reply: unknown, count: number): unknown[][] {
  */
 const UNSERVED =
   /^(LOADING|READONLY|MASTERDOWN|OOM|MISCONF|BUSY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS)\b/;
+
+/**
+ * A script's answer for one call, 0, 1 or 2, also from an adapter that
+ * decodes integers as strings or bigints; `undefined` for anything else,
+ * which fails the call (whose caller then gives back whatever Redis did
+ * for it) instead of being taken for a refusal.
+ */
+function answerOf(value: unknown): number | undefined {
+  const type = typeof value;
+  if (type !== "number" && type !== "bigint" && type !== "string") {
+    return undefined;
+  }
+  return /^[012]$/.test(String(value)) ? Number(value) : undefined;
+}
 
 /** An error reply from Redis itself (a bug, or a script error), not an outage. */
 function isReplyError(error: unknown): boolean {

@@ -1188,3 +1188,43 @@ test("RedisLimiter sends one renewal at a time: a Redis that stops answering doe
   await within(5000, "close", limiter.close());
   await close();
 });
+
+test("RedisLimiter takes integers decoded as strings or bigints for what they are, and gives back what an answer it cannot read stands for", async () => {
+  const { redis, close } = await clients["node-redis"](server.port);
+  const client = redis as ReturnType<typeof createClient>;
+  const name = fresh();
+  const holders = () =>
+    command(server.port, "ZCARD", `floodgate:{${name}}:holders`);
+  const decoded = (as: (n: number) => unknown): RedisAdapter => ({
+    send: async (args) => {
+      const map = (value: unknown): unknown =>
+        Array.isArray(value)
+          ? value.map(map)
+          : typeof value === "number"
+          ? as(value)
+          : value;
+      return map(await client.sendCommand(args));
+    },
+  });
+  for (const as of [String, BigInt]) {
+    const limiter = new RedisLimiter({ redis: decoded(as), name, limit: 1 });
+    const permit = await limiter.tryAcquire();
+    assert.notEqual(permit, undefined, `${as.name}: granted`);
+    assert.equal(await limiter.tryAcquire(), undefined);
+    permit!.release();
+    await limiter.close();
+    assert.equal(limiter.stats().expired, 0);
+    assert.equal(await holders(), ":0");
+  }
+  // An answer that says nothing: the call fails, and what Redis granted
+  // goes back.
+  const unreadable = new RedisLimiter({
+    redis: decoded(() => null),
+    name,
+    limit: 1,
+  });
+  await assert.rejects(unreadable.acquire(), TypeError);
+  await unreadable.close();
+  assert.equal(await holders(), ":0");
+  await close();
+});
