@@ -13,7 +13,8 @@ import {
   type Hold,
   Slots,
   type SlotsConfig,
-  Waiter,
+  type Waiter,
+  waiterOf,
 } from "./_slots.ts";
 import { type Observer, observeSlots } from "./_observe.ts";
 import { isLimitAlgorithm, type LimitAlgorithm } from "./limit_algorithm.ts";
@@ -285,10 +286,26 @@ function runHeld<T>(
 }
 
 /**
- * A queued `run()`: what to start when granted. The waiter carries it, so
- * that queueing makes no closure beyond the promise's own.
+ * A queued `run()`: a waiter that carries what to start when granted, so
+ * that queueing makes no closure beyond the promise's own. It sets every
+ * field of a {@linkcode Waiter} itself, in the order of `waiterOf()`: see
+ * WaitNode for why there is no base class.
  */
-class QueuedRun<T> extends Waiter {
+class QueuedRun<T> implements Waiter {
+  // Set in the constructor: see WaitNode.
+  declare prev: Waiter["prev"];
+  declare next: Waiter["next"];
+  declare queued: boolean;
+  declare priority: number;
+  declare weight: number;
+  declare flowName: string | undefined;
+  declare flow: Waiter["flow"];
+  declare readonly grant: (hold: Hold) => void;
+  declare readonly fail: (error: unknown) => void;
+  declare watch: Waiter["watch"];
+  declare timer: Waiter["timer"];
+  declare queuedAt: number | undefined;
+  declare deadlineAt: number | undefined;
   declare readonly slots: Slots;
   declare readonly fn: () => T | PromiseLike<T>;
   declare readonly resolve: (value: T) => void;
@@ -300,7 +317,19 @@ class QueuedRun<T> extends Waiter {
     resolve: (value: T) => void,
     reject: (error: unknown) => void,
   ) {
-    super(startQueuedRun, reject);
+    this.prev = undefined;
+    this.next = undefined;
+    this.queued = false;
+    this.priority = 3;
+    this.weight = 1;
+    this.flowName = undefined;
+    this.flow = undefined;
+    this.grant = startQueuedRun;
+    this.fail = reject;
+    this.watch = undefined;
+    this.timer = undefined;
+    this.queuedAt = undefined;
+    this.deadlineAt = undefined;
     this.slots = slots;
     this.fn = fn;
     this.resolve = resolve;
@@ -334,7 +363,7 @@ function queue(
   ask: Ask,
 ): Promise<Hold> {
   return new Promise((resolve, reject) =>
-    slots.enqueue(new Waiter(resolve, reject), signal, ask)
+    slots.enqueue(waiterOf(resolve, reject), signal, ask)
   );
 }
 
@@ -497,7 +526,7 @@ export class Limiter {
       // The permit is made by the grant itself: one promise a waiter.
       return new Promise((resolve, reject) => {
         const grant = (hold: Hold) => resolve(new LimiterPermit(slots, hold));
-        slots.enqueue(new Waiter(grant, reject), signal, ask);
+        slots.enqueue(waiterOf(grant, reject), signal, ask);
       });
     }
     return queue(slots, signal, ask).then((granted) => {
