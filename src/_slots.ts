@@ -433,13 +433,13 @@ export class Slots {
     // run().
     let now: number | undefined;
     if (
-      ask.deadline !== Infinity || this.#adaptive ||
+      ask.deadline !== undefined || this.#adaptive ||
       this.#reporter !== undefined || IN_WORKERD
     ) {
       now = waiter.queuedAt = clock.now();
-      if (ask.deadline !== Infinity) waiter.deadlineAt = now + ask.deadline;
+      if (ask.deadline !== undefined) waiter.deadlineAt = now + ask.deadline;
       if (
-        (ask.deadline !== Infinity || this.#adaptive) &&
+        (ask.deadline !== undefined || this.#adaptive) &&
         this.#waiters.size === 0
       ) this.#lastEmpty = now;
     }
@@ -538,8 +538,8 @@ export class Slots {
   }
 
   /** How long `deadline` ms from now lets a caller wait: D1's budget. */
-  #budget(deadline: number): number {
-    if (deadline === Infinity) return this.#queueTimeout;
+  #budget(deadline: number | undefined): number {
+    if (deadline === undefined) return this.#queueTimeout;
     const budget = deadline - (this.#holdTime ?? 0);
     return budget < this.#queueTimeout ? budget : this.#queueTimeout;
   }
