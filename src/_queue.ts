@@ -2,12 +2,12 @@
  * A waiter in a {@linkcode WaitQueue}. The links are owned by the queue; a
  * node that is not queued has `queued === false`.
  *
- * An interface, not a base class: a queued task builds one of these, and
- * V8 (Node 20) constructs a chain of classes several times slower than one
- * class that sets every field itself. Each kind of node is one class, or
- * one object literal, that sets all of its fields in its constructor (or
- * literal) in the order declared, so that every node of a kind shares one
- * shape.
+ * An interface, not a base class: a queued task builds one of these, and on
+ * Node 20 a chain of constructors (four classes then) cost about 5% of a
+ * contended `run()` over one class that sets every field itself. Each kind
+ * of node is one class, or one object literal, that sets all of its fields
+ * in its constructor (or literal) in the order declared, so that every node
+ * of a kind shares one shape.
  */
 export interface WaitNode {
   prev: WaitNode | undefined;

@@ -327,9 +327,9 @@ class QueuedRun<T> implements Waiter {
 
 /**
  * The grant of a {@linkcode QueuedRun}, called as its method: runs its `fn`
- * in a microtask of its own (never inside
- * another caller's release). A reaction rather than queueMicrotask(), which
- * Node wraps in JavaScript of its own.
+ * in a microtask of its own (never inside another caller's release). A
+ * reaction rather than queueMicrotask(), which Node wraps in JavaScript of
+ * its own.
  */
 function startQueuedRun(this: QueuedRun<unknown>, hold: Hold): void {
   this.hold = hold;
