@@ -8,8 +8,12 @@ export interface Ask {
   readonly flow: string | undefined;
   /** How many slots it occupies, >= 1. */
   readonly weight: number;
-  /** Ms from now after which the work is no longer wanted. */
-  readonly deadline: number;
+  /**
+   * Ms from now after which the work is no longer wanted; `undefined` for
+   * none. Not `Infinity`: V8 boxes a field that only ever holds numbers, an
+   * allocation an ask.
+   */
+  readonly deadline: number | undefined;
 }
 
 /** What an acquisition with none of the options asks for. */
@@ -17,7 +21,7 @@ export const PLAIN: Ask = Object.freeze({
   priority: 3,
   flow: undefined,
   weight: 1,
-  deadline: Infinity,
+  deadline: undefined,
 });
 
 /** The options of one acquisition that decide its place and budget. */
@@ -80,15 +84,15 @@ export function askFrom(
   else if (!(Number.isInteger(weight) && (weight as number) >= 1)) {
     weight = check(checkWeight, "weight", weight);
   }
-  if (deadline === undefined) deadline = Infinity;
-  else if (!(typeof deadline === "number" && deadline >= 0)) {
-    deadline = check(checkDeadline, "deadline", deadline);
-  }
+  if (
+    deadline !== undefined && !(typeof deadline === "number" && deadline >= 0)
+  ) deadline = check(checkDeadline, "deadline", deadline);
+  if (deadline === Infinity) deadline = undefined;
   return {
     priority: priority as number,
     flow: flow as string | undefined,
     weight: weight as number,
-    deadline: deadline as number,
+    deadline: deadline as number | undefined,
   };
 }
 

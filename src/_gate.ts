@@ -11,7 +11,7 @@ import {
   type Outcome,
   type Slots,
   UNTIMED,
-  Waiter,
+  waiterOf,
 } from "./_slots.ts";
 import { RejectedError, type RejectReason } from "./rejected_error.ts";
 import type { ThrottledHandler, ThrottleStats } from "./throttle.ts";
@@ -205,7 +205,7 @@ export function gate<
       return turnAway(subject, ask, { reason, slots, key });
     }
     const offered = new Promise<Hold>((resolve, reject) =>
-      slots.enqueue(new Waiter(resolve, reject), request.signal, ask)
+      slots.enqueue(waiterOf(resolve, reject), request.signal, ask)
     );
     return offered.then(
       (granted) => {

@@ -1,6 +1,6 @@
 import { type Ask, PLAIN } from "./_ask.ts";
 import { clock, logError, Reporter } from "./_observe.ts";
-import { Queued, WaitLine } from "./_wait_line.ts";
+import { type Queued, WaitLine } from "./_wait_line.ts";
 import { RejectedError, type RejectReason } from "./rejected_error.ts";
 import { retryAfterSeconds } from "./_reject.ts";
 import type { LimitAlgorithm } from "./limit_algorithm.ts";
@@ -125,36 +125,56 @@ class AbortWatch {
   }
 }
 
-/** A caller waiting for a slot. */
-export class Waiter extends Queued {
-  // Set in the constructor: see WaitNode.
+/**
+ * A caller waiting for a slot: a {@linkcode Queued} (see WaitNode for why an
+ * interface) with what the limiter needs. {@linkcode waiterOf} makes one;
+ * `run()` has a class of its own.
+ */
+export interface Waiter extends Queued {
   /** Receives the slot; must not run the caller's work synchronously. */
-  declare readonly grant: (hold: Hold) => void;
+  readonly grant: (hold: Hold) => void;
   /** Receives why no slot will come. */
-  declare readonly fail: (error: unknown) => void;
-  declare watch: AbortWatch | undefined;
-  declare timer: ReturnType<typeof setTimeout> | undefined;
-  /** When it queued (`clock.now()`); `NaN` while nothing reads it. */
-  declare queuedAt: number;
-  /** When its caller stops wanting the work (`clock.now()`). */
-  declare deadlineAt: number;
+  readonly fail: (error: unknown) => void;
+  watch: AbortWatch | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  // The times are `undefined` rather than NaN or Infinity when unset: V8
+  // boxes a field that only ever holds numbers, an allocation a waiter.
+  /** When it queued (`clock.now()`); `undefined` while nothing reads it. */
+  queuedAt: number | undefined;
+  /**
+   * When its caller stops wanting the work (`clock.now()`); `undefined`
+   * without a deadline.
+   */
+  deadlineAt: number | undefined;
+}
 
-  constructor(grant: (hold: Hold) => void, fail: (error: unknown) => void) {
-    super();
-    this.grant = grant;
-    this.fail = fail;
-    this.watch = undefined;
-    this.timer = undefined;
-    this.queuedAt = NaN;
-    this.deadlineAt = Infinity;
-  }
+/** A waiter that hands the slot to `grant`, or why none came to `fail`. */
+export function waiterOf(
+  grant: (hold: Hold) => void,
+  fail: (error: unknown) => void,
+): Waiter {
+  return {
+    prev: undefined,
+    next: undefined,
+    queued: false,
+    priority: 3,
+    weight: 1,
+    flowName: undefined,
+    flow: undefined,
+    grant,
+    fail,
+    watch: undefined,
+    timer: undefined,
+    queuedAt: undefined,
+    deadlineAt: undefined,
+  };
+}
 
-  /** Drops the timer and the abort listener, so nothing outlives the wait. */
-  stopWaiting(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.watch?.remove(this);
-    this.watch = this.timer = undefined;
-  }
+/** Drops the waiter's timer and abort listener, so nothing outlives the wait. */
+function stopWaiting(waiter: Waiter): void {
+  if (waiter.timer !== undefined) clearTimeout(waiter.timer);
+  waiter.watch?.remove(waiter);
+  waiter.watch = waiter.timer = undefined;
 }
 
 /**
@@ -244,7 +264,7 @@ export class Slots {
       // observed, starts now.
       const now = clock.now();
       for (const waiter of this.#waiters.all()) {
-        if (Number.isNaN(waiter.queuedAt)) waiter.queuedAt = now;
+        waiter.queuedAt ??= now;
       }
     }
     this.#reporter = reporter;
@@ -413,14 +433,15 @@ export class Slots {
     // run().
     let now: number | undefined;
     if (
-      ask.deadline !== Infinity || this.#adaptive ||
+      ask.deadline !== undefined || this.#adaptive ||
       this.#reporter !== undefined || IN_WORKERD
     ) {
       now = waiter.queuedAt = clock.now();
-      if (ask.deadline !== Infinity || this.#adaptive) {
-        waiter.deadlineAt = now + ask.deadline;
-        if (this.#waiters.size === 0) this.#lastEmpty = now;
-      }
+      if (ask.deadline !== undefined) waiter.deadlineAt = now + ask.deadline;
+      if (
+        (ask.deadline !== undefined || this.#adaptive) &&
+        this.#waiters.size === 0
+      ) this.#lastEmpty = now;
     }
     // Queued in FIFO order behind someone as urgent, it changes neither who
     // is first in line nor whether that one fits, so a grant pass would
@@ -429,7 +450,7 @@ export class Slots {
     const passIsMoot = !this.#lifo && !this.#adaptive &&
       this.#deadlined === 0 &&
       this.#waiters.hasWaitersAtOrAbove(waiter.priority);
-    if (waiter.deadlineAt !== Infinity) this.#deadlined++;
+    if (waiter.deadlineAt !== undefined) this.#deadlined++;
     this.#waiters.push(waiter);
     if (!passIsMoot) this.#grantWaiters(now);
   }
@@ -500,7 +521,7 @@ export class Slots {
         this.#left(waiter);
         this.#rejected++;
         this.#reportWaiter("closed", waiter); // observe
-        waiter.stopWaiting();
+        stopWaiting(waiter);
         waiter.fail(new RejectedError("closed"));
       }
       if (this.#active === 0) this.#resolveClosed!();
@@ -517,8 +538,8 @@ export class Slots {
   }
 
   /** How long `deadline` ms from now lets a caller wait: D1's budget. */
-  #budget(deadline: number): number {
-    if (deadline === Infinity) return this.#queueTimeout;
+  #budget(deadline: number | undefined): number {
+    if (deadline === undefined) return this.#queueTimeout;
     const budget = deadline - (this.#holdTime ?? 0);
     return budget < this.#queueTimeout ? budget : this.#queueTimeout;
   }
@@ -556,7 +577,7 @@ export class Slots {
   #staleWaiter(): Waiter | undefined {
     if (!this.#adaptive || !this.#standing()) return undefined;
     const oldest = this.#waiters.oldestOfLeastUrgent()!;
-    return clock.now() - oldest.queuedAt > this.#target ? oldest : undefined;
+    return clock.now() - oldest.queuedAt! > this.#target ? oldest : undefined;
   }
 
   /** Whether the queue has not been empty for `interval` (CoDel). */
@@ -652,11 +673,13 @@ export class Slots {
     while (this.#waiters.size !== 0) {
       const standing = this.#adaptive && this.#standing();
       const waiter = this.#waiters.first(this.#lifo || standing)!;
-      if (waiter.deadlineAt !== Infinity || standing) {
+      const deadlineAt = waiter.deadlineAt;
+      if (deadlineAt !== undefined || standing) {
         now ??= clock.now();
         if (
-          now + (this.#holdTime ?? 0) > waiter.deadlineAt ||
-          (standing && now - waiter.queuedAt > this.#target)
+          (deadlineAt !== undefined &&
+            now + (this.#holdTime ?? 0) > deadlineAt) ||
+          (standing && now - waiter.queuedAt! > this.#target)
         ) {
           this.#drop(waiter);
           // Its observers may have taken their time.
@@ -669,21 +692,21 @@ export class Slots {
       if (this.#active + taken > ceiling) return;
       this.#waiters.take(waiter);
       this.#left(waiter);
-      waiter.stopWaiting();
+      stopWaiting(waiter);
       now ??= clock.now();
       const hold = this.#take(taken, true, now);
       if (IN_WORKERD) {
         const offer: Offer = {
           ...hold,
           seen: 0,
-          wait: now - waiter.queuedAt,
+          wait: now - waiter.queuedAt!,
           priority: waiter.priority,
         };
         (this.#offers ??= new Set()).add(offer);
         waiter.grant(offer);
       } else if (this.#reporter === undefined) waiter.grant(hold);
       else { // observe
-        const wait = now - waiter.queuedAt;
+        const wait = now - waiter.queuedAt!;
         waiter.grant(this.#reporter.admitted(hold, wait, waiter.priority));
         now = undefined; // its observers may have taken their time
       }
@@ -699,7 +722,7 @@ export class Slots {
   #reportWaiter(reason: RejectReason | "aborted", waiter: Waiter): void {
     this.#reporter?.rejected(
       reason,
-      clock.now() - waiter.queuedAt,
+      clock.now() - waiter.queuedAt!,
       waiter.priority,
     );
   }
@@ -717,7 +740,7 @@ export class Slots {
    * the queue emptied (CoDel).
    */
   #left(waiter: Waiter): void {
-    if (waiter.deadlineAt !== Infinity) this.#deadlined--;
+    if (waiter.deadlineAt !== undefined) this.#deadlined--;
     if (this.#adaptive && this.#waiters.size === 0) {
       this.#lastEmpty = clock.now();
     }
@@ -805,7 +828,7 @@ export class Slots {
     if (waiter.flow === undefined) return false;
     this.#waiters.remove(waiter);
     this.#left(waiter);
-    waiter.stopWaiting();
+    stopWaiting(waiter);
     if (this.#waiters.size !== 0) this.#grantWaiters();
     return true;
   }

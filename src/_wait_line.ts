@@ -1,25 +1,19 @@
-import { WaitNode, WaitQueue } from "./_queue.ts";
+import { type WaitNode, WaitQueue } from "./_queue.ts";
 
-/** What the line needs to know of a waiter. */
-export class Queued extends WaitNode {
-  // Set in the constructor: see WaitNode.
-  declare priority: number;
-  declare weight: number;
-  declare flowName: string | undefined;
+/** What the line needs to know of a waiter (see WaitNode). */
+export interface Queued extends WaitNode {
+  priority: number;
+  weight: number;
+  flowName: string | undefined;
   /** The flow it waits in, while it waits. */
-  declare flow: Flow | undefined;
-
-  constructor() {
-    super();
-    this.priority = 3;
-    this.weight = 1;
-    this.flowName = undefined;
-    this.flow = undefined;
-  }
+  flow: Flow | undefined;
 }
 
 /** The waiters of one flow at one priority, in arrival order. */
-class Flow extends WaitNode {
+class Flow implements WaitNode {
+  prev: WaitNode | undefined = undefined;
+  next: WaitNode | undefined = undefined;
+  queued = false;
   readonly waiters = new WaitQueue<Queued>();
   readonly name: string | undefined;
   /** Their weight. */
@@ -28,7 +22,6 @@ class Flow extends WaitNode {
   deficit = 0;
 
   constructor(name: string | undefined) {
-    super();
     this.name = name;
   }
 }

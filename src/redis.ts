@@ -1072,5 +1072,5 @@ function checkAcquireOptions(
     fail(TypeError, "signal", "an AbortSignal", signal);
   }
   // Checked as the in-process limiter checks them; only the deadline counts.
-  return { signal, deadline: askOf(options).deadline };
+  return { signal, deadline: askOf(options).deadline ?? Infinity };
 }
