@@ -67,7 +67,13 @@ async function serve(
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const it = serve({ fetch: handler, hostname, port }, () => resolve(it));
   });
-  return () => new Promise((resolve) => server.close(resolve));
+  return () =>
+    new Promise((resolve) => {
+      server.close(resolve);
+      // Without this, close() waits for the load generator's idle
+      // keep-alive connections to time out (minutes).
+      (server as { closeAllConnections?(): void }).closeAllConnections?.();
+    });
 }
 
 /** Acquires once, the way `lib` does; resolves with the release. */

@@ -40,7 +40,16 @@ async function untilAnswers(port: number): Promise<void> {
 
 /** Starts redis-server on a free loopback port, persistence off. */
 export async function startRedis(): Promise<RedisServer> {
-  const port = await freePort();
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await startOn(await freePort());
+    } catch (error) {
+      if (attempt === 3) throw error;
+    }
+  }
+}
+
+async function startOn(port: number): Promise<RedisServer> {
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   const server: RedisServer = {
@@ -64,6 +73,13 @@ export async function startRedis(): Promise<RedisServer> {
       const it = child;
       exited = new Promise((resolve) => it.once("exit", () => resolve()));
       await untilAnswers(port);
+      // Another process may have taken the port between freePort() and the
+      // start (ours then exits): its redis-server must not be the one tested.
+      const info = await command(port, "INFO", "server");
+      if (!info.includes(`process_id:${it.pid}\r\n`)) {
+        await server.stop();
+        throw new Error(`port ${port} is another redis-server's`);
+      }
     },
     async stop() {
       if (child && child.exitCode === null && child.signalCode === null) {
@@ -74,6 +90,15 @@ export async function startRedis(): Promise<RedisServer> {
   };
   await server.start();
   return server;
+}
+
+/** Whether `reply` is one whole reply (a bulk string may come in chunks). */
+function whole(reply: string): boolean {
+  if (!reply.endsWith("\r\n")) return false;
+  if (!reply.startsWith("$")) return true;
+  const header = reply.indexOf("\r\n");
+  const length = Number(reply.slice(1, header));
+  return length < 0 || Buffer.byteLength(reply) >= header + length + 4;
 }
 
 /** Sends one command on a connection of its own (for checks beside a client). */
@@ -87,7 +112,7 @@ export function command(port: number, ...args: string[]): Promise<string> {
     let reply = "";
     socket.on("data", (data) => {
       reply += data;
-      if (reply.endsWith("\r\n")) {
+      if (whole(reply)) {
         socket.destroy();
         resolve(reply.trim());
       }

@@ -1036,11 +1036,11 @@ for (const [kind, connect] of Object.entries(clients)) {
         [["REPLICAOF", "127.0.0.1", String(away)], ["REPLICAOF", "NO", "ONE"]],
       ]
     ) {
-      await command(own.port, ...cannot);
+      assert.equal(await command(own.port, ...cannot), "+OK");
       await assert.rejects(limiter.acquire(), rejectsWith("unavailable"));
       await new Promise((resolve) => setTimeout(resolve, 150));
       assert.equal((await fetch(new Request("http://x/"))).status, 503);
-      await command(own.port, ...can);
+      assert.equal(await command(own.port, ...can), "+OK");
       await new Promise((resolve) => setTimeout(resolve, 150));
       (await limiter.acquire()).release();
     }
