@@ -14,6 +14,7 @@ import {
   removeNodeWorker,
   startRedis,
   startWorker,
+  type Worker,
 } from "./_redis.ts";
 
 let server: RedisServer;
@@ -82,6 +83,23 @@ async function untilQueued(name: string, count: number): Promise<void> {
 
 const rejectsWith = (reason: string) => (error: unknown) =>
   error instanceof RejectedError && error.reason === reason;
+
+/** Asserts that each worker's process exits by itself, with 0, within 5 s. */
+async function endByThemselves(workers: Worker[]): Promise<void> {
+  for (const worker of workers) {
+    assert.equal(
+      await within(5000, `the exit\n${worker.output()}`, worker.exited),
+      0,
+    );
+  }
+}
+
+/** Kills the workers a failed test left running. */
+function killLeft(workers: Worker[]): void {
+  for (const worker of workers) {
+    if (worker.child.exitCode === null) worker.child.kill("SIGKILL");
+  }
+}
 
 test("new RedisLimiter() checks its options", async () => {
   const { redis, close } = await clients["node-redis"](server.port);
@@ -934,16 +952,9 @@ test("RedisLimiter: a process whose limiter could never subscribe, Redis being a
     }
     // Nothing the limiter opened (a subscriber reconnecting to a Redis that
     // is gone) keeps it alive.
-    for (const worker of workers) {
-      assert.equal(
-        await within(5000, `the exit\n${worker.output()}`, worker.exited),
-        0,
-      );
-    }
+    await endByThemselves(workers);
   } finally {
-    for (const worker of workers) {
-      if (worker.child.exitCode === null) worker.child.kill("SIGKILL");
-    }
+    killLeft(workers);
   }
 });
 
@@ -1115,16 +1126,9 @@ test("RedisLimiter leaves no timer behind once closed: the process ends at once,
     for (const worker of workers) {
       await within(30_000, "closed", worker.line("closed"));
     }
-    for (const worker of workers) {
-      assert.equal(
-        await within(5000, `the exit\n${worker.output()}`, worker.exited),
-        0,
-      );
-    }
+    await endByThemselves(workers);
   } finally {
-    for (const worker of workers) {
-      if (worker.child.exitCode === null) worker.child.kill("SIGKILL");
-    }
+    killLeft(workers);
   }
 });
 
