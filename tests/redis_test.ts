@@ -1023,50 +1023,38 @@ test("RedisLimiter: an adapter that answers scripts with what no script returns 
 });
 
 for (const [kind, connect] of Object.entries(clients)) {
-  test(`RedisLimiter (${kind}): a Redis that is reached but cannot serve (out of memory, a read-only replica) is unavailable, answered with 503, and recovers`, async () => {
+  test(`RedisLimiter (${kind}): a Redis that is reached but cannot serve (a read-only replica) is unavailable, answered with 503, and recovers`, async () => {
     const own = await startRedis();
     const { redis, close } = await connect(own.port);
-    const limiter = new RedisLimiter({
-      redis,
-      name: fresh(),
-      limit: 1,
-      queue: 2,
-      timeout: 100,
-    });
-    const fetch = throttle(() => new Response("ok"), { limiter });
-    (await limiter.acquire()).release();
-    const away = await freePort();
-    for (
-      const [cannot, can] of [
-        [["CONFIG", "SET", "maxmemory", "1"], [
-          "CONFIG",
-          "SET",
-          "maxmemory",
-          "0",
-        ]],
-        [["REPLICAOF", "127.0.0.1", String(away)], ["REPLICAOF", "NO", "ONE"]],
-      ]
-    ) {
-      assert.equal(await command(own.port, ...cannot), "+OK");
-      // Redis itself (7.0, with node-redis on Bun) now and then still runs
-      // the first script after such a change as before it.
-      let refusal: unknown;
-      for (let tries = 0; refusal === undefined && tries < 20; tries++) {
-        await limiter.acquire().then((permit) => permit.release(), (error) => {
-          refusal = error;
-        });
-      }
-      assert.ok(rejectsWith("unavailable")(refusal));
+    try {
+      const limiter = new RedisLimiter({
+        redis,
+        name: fresh(),
+        limit: 1,
+        queue: 2,
+        timeout: 100,
+      });
+      const fetch = throttle(() => new Response("ok"), { limiter });
+      (await limiter.acquire()).release();
+      // A replica of a primary that is not there: it answers, and refuses
+      // every write with READONLY. (Out of memory, the other such answer
+      // that can be made on purpose, is not reliable to make: Redis 7.0 now
+      // and then went on running scripts under `maxmemory 1`.)
+      const away = await freePort();
+      const replicaOf = ["REPLICAOF", "127.0.0.1", String(away)];
+      assert.equal(await command(own.port, ...replicaOf), "+OK");
+      await assert.rejects(limiter.acquire(), rejectsWith("unavailable"));
       await new Promise((resolve) => setTimeout(resolve, 150));
       assert.equal((await fetch(new Request("http://x/"))).status, 503);
-      assert.equal(await command(own.port, ...can), "+OK");
+      assert.equal(await command(own.port, "REPLICAOF", "NO", "ONE"), "+OK");
       await new Promise((resolve) => setTimeout(resolve, 150));
       (await limiter.acquire()).release();
+      await limiter.close();
+      assert.equal(limiter.stats().unavailable, 2);
+    } finally {
+      await close();
+      await own.stop();
     }
-    await limiter.close();
-    assert.equal(limiter.stats().unavailable, 4);
-    await close();
-    await own.stop();
   });
 }
 
