@@ -70,16 +70,21 @@ function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
 }
 
 /** Resolves once the fleet's queue of `name` holds `count` waiters. */
-async function untilQueued(name: string, count: number): Promise<void> {
+/** Waits until the sorted set `key` on Redis at `port` holds `count`. */
+async function untilCard(
+  port: number,
+  key: string,
+  count: number,
+): Promise<void> {
   const deadline = Date.now() + 5000;
-  while (
-    await command(server.port, "ZCARD", `floodgate:{${name}}:queue`) !==
-      `:${count}`
-  ) {
-    if (Date.now() > deadline) throw new Error(`never ${count} queued`);
+  while (await command(port, "ZCARD", key) !== `:${count}`) {
+    if (Date.now() > deadline) throw new Error(`${key} never held ${count}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+const untilQueued = (name: string, count: number) =>
+  untilCard(server.port, `floodgate:{${name}}:queue`, count);
 
 const rejectsWith = (reason: string) => (error: unknown) =>
   error instanceof RejectedError && error.reason === reason;
@@ -1027,15 +1032,19 @@ for (const [kind, connect] of Object.entries(clients)) {
     const own = await startRedis();
     const { redis, close } = await connect(own.port);
     try {
+      const name = fresh();
       const limiter = new RedisLimiter({
         redis,
-        name: fresh(),
+        name,
         limit: 1,
         queue: 2,
         timeout: 100,
       });
       const fetch = throttle(() => new Response("ok"), { limiter });
       (await limiter.acquire()).release();
+      // Released in Redis before it turns read-only: a release it refuses
+      // leaves the permit taken until its lease runs out.
+      await untilCard(own.port, `floodgate:{${name}}:holders`, 0);
       // A replica of a primary that is not there: it answers, and refuses
       // every write with READONLY. (Out of memory, the other such answer
       // that can be made on purpose, is not reliable to make: Redis 7.0 now
