@@ -88,11 +88,11 @@ function resolvers<T>() {
 /** Waits until `condition()` holds, failing after `ms` with `what`. */
 export async function until(
   what: string,
-  condition: () => boolean,
+  condition: () => boolean | Promise<boolean>,
   ms = 5000,
 ): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }

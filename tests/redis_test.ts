@@ -7,6 +7,7 @@ import { RejectedError, throttle } from "../mod.ts";
 import { type RedisAdapter, RedisLimiter } from "../redis.ts";
 import { deferred } from "./_helpers.ts";
 import { freePort } from "../scripts/_process.ts";
+import { until } from "./_server.ts";
 import {
   command,
   delayProxy,
@@ -71,16 +72,17 @@ function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
 
 /** Resolves once the fleet's queue of `name` holds `count` waiters. */
 /** Waits until the sorted set `key` on Redis at `port` holds `count`. */
-async function untilCard(
+function untilCard(
   port: number,
   key: string,
   count: number,
+  ms = 5000,
 ): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (await command(port, "ZCARD", key) !== `:${count}`) {
-    if (Date.now() > deadline) throw new Error(`${key} never held ${count}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  return until(
+    `${key} to hold ${count}`,
+    async () => await command(port, "ZCARD", key) === `:${count}`,
+    ms,
+  );
 }
 
 const untilQueued = (name: string, count: number) =>
@@ -333,34 +335,26 @@ test("RedisLimiter grants its own waiter from the grant's message when it comes 
 
 test("RedisLimiter: a signal that aborts while the acquisition's script is on its way rejects it at once, and the permit or place Redis gave goes back", async () => {
   const { connection, name, limiter } = await limiterOnHolding();
-  /** Resolves once the reply to the acquisition's script is held. */
-  async function untilHeld(): Promise<void> {
-    const deadline = Date.now() + 5000;
-    while (connection.held.length === 0) {
-      if (Date.now() > deadline) throw new Error("no reply held");
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  }
   const key = (what: string) => `floodgate:{${name}}:${what}`;
+  /**
+   * Aborts an acquisition once Redis put it in `set`, its reply held back;
+   * it rejects at once with the signal's reason.
+   */
+  async function abortOnItsWay(set: string, reason: string): Promise<void> {
+    const controller = new AbortController();
+    connection.state.replies = true;
+    const acquiring = limiter.acquire({ signal: controller.signal });
+    await until("a reply held", () => connection.held.length > 0);
+    assert.equal(await command(server.port, "ZCARD", key(set)), ":1");
+    controller.abort(new Error(reason));
+    await assert.rejects(acquiring, new RegExp(reason));
+    connection.flush();
+  }
   // Capacity is free: Redis grants it.
-  const free = new AbortController();
-  connection.state.replies = true;
-  const granting = limiter.acquire({ signal: free.signal });
-  await untilHeld();
-  assert.equal(await command(server.port, "ZCARD", key("holders")), ":1");
-  free.abort(new Error("gone while granted"));
-  await assert.rejects(granting, /gone while granted/);
-  connection.flush();
+  await abortOnItsWay("holders", "gone while granted");
   // Full: Redis queues it behind the holder.
   const held = await within(5000, "the permit", limiter.acquire());
-  const queue = new AbortController();
-  connection.state.replies = true;
-  const queueing = limiter.acquire({ signal: queue.signal });
-  await untilHeld();
-  assert.equal(await command(server.port, "ZCARD", key("queue")), ":1");
-  queue.abort(new Error("gone while queued"));
-  await assert.rejects(queueing, /gone while queued/);
-  connection.flush();
+  await abortOnItsWay("queue", "gone while queued");
   held.release();
   await limiter.close();
   assert.deepEqual(
@@ -1088,13 +1082,7 @@ test("RedisLimiter on Bun's client is still woken by notifications after Redis r
     const limiter = new RedisLimiter({ redis, name, limit: 1 });
     const permit = await limiter.acquire();
     await command(own.port, "SET", `${name}:go`, "1");
-    const deadline = Date.now() + 10_000;
-    while (
-      await command(own.port, "ZCARD", `floodgate:{${name}}:queue`) !== ":1"
-    ) {
-      if (Date.now() > deadline) throw new Error(`never queued`);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await untilCard(own.port, `floodgate:{${name}}:queue`, 1, 10_000);
     permit.release();
     // The grant's message wakes it, long before its next renewal.
     await within(3000, "the grant", worker.line("granted"));
